@@ -1,0 +1,136 @@
+"""Fire-and-forget tasks, and what happens to them at interpreter exit."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import logging
+import os
+import time
+from typing import Any, Callable, Set
+
+from msgflux import _config, _core, _loop
+from msgflux._validate import check_callable
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["spawn"]
+
+# Spawned coroutines still running on library loops. The loop only keeps weak
+# references to tasks, so this set is what keeps them alive until done.
+_spawned_tasks: Set[asyncio.Task] = set()
+
+
+def _name(f: Any) -> str:
+    return getattr(f, "__qualname__", None) or type(f).__name__
+
+
+def _report_failure(exc: BaseException, f: Any) -> None:
+    logger.error(
+        "spawned task %s failed: %r", _name(f), exc,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+
+
+_core.set_spawn_failure_hook(_report_failure)
+
+
+async def _run_spawned(awaitable: Any, f: Any) -> None:
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        _report_failure(exc, f)
+
+
+def _start_on_loop(loop: asyncio.AbstractEventLoop, awaitable: Any, f: Any, context: Any) -> None:
+    if _loop.HAS_TASK_CONTEXT:
+        task = loop.create_task(_run_spawned(awaitable, f), context=context)
+    else:
+        task = context.run(loop.create_task, _run_spawned(awaitable, f))
+    _spawned_tasks.add(task)
+    task.add_done_callback(_spawned_tasks.discard)
+
+
+def spawn_awaitable(awaitable: Any, f: Any, context: Any, depth: int) -> None:
+    loop = _loop.get_loop(depth)
+    loop.call_soon_threadsafe(_start_on_loop, loop, awaitable, f, context)
+
+
+def spawn(f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Start ``f(*args, **kwargs)`` in the background and return at once.
+
+    A sync callable runs on the worker pool; an ``async def`` runs on the
+    library's background event loop. The library holds a reference to the
+    task until it finishes, so it is never garbage-collected mid-flight.
+
+    Args:
+        f: The callable.
+        *args: Positional arguments for ``f``.
+        **kwargs: Keyword arguments for ``f``.
+
+    Returns:
+        None. A failure is logged at ERROR with its traceback on the
+        ``msgflux`` logger and never raised. At interpreter exit, unfinished
+        spawned tasks get ``exit_grace`` seconds (default 5) to finish before
+        they are abandoned with one WARNING.
+
+    Raises:
+        TypeError: If ``f`` is not callable.
+    """
+    check_callable(f, "f")
+    depth = _loop.loop_depth()
+    context = contextvars.copy_context()
+    if asyncio.iscoroutinefunction(f):
+        try:
+            awaitable = context.run(f, *args, **kwargs)
+        except Exception as exc:
+            _report_failure(exc, f)
+            return
+        spawn_awaitable(awaitable, f, context, depth)
+        return
+
+    def on_awaitable(_batch: Any, _index: int, awaitable: Any, task_context: Any) -> None:
+        spawn_awaitable(awaitable, f, task_context, depth)
+
+    _core.spawn(f, args, kwargs or None, context, on_awaitable)
+
+
+def _pending_async() -> int:
+    return sum(1 for task in list(_spawned_tasks) if not task.done())
+
+
+def _wait_async(deadline: float) -> None:
+    while _pending_async() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _at_exit() -> None:
+    grace = _config.exit_grace
+    deadline = time.monotonic() + grace
+    pending_sync = _core.wait_spawned(grace)
+    _wait_async(deadline)
+    pending = pending_sync + _pending_async()
+    if pending:
+        logger.warning(
+            "abandoning %d spawned task(s) still running %.1f s after exit began; "
+            "raise exit_grace with msgflux.configure() to wait longer",
+            pending, grace,
+        )
+    _core.shutdown()
+    _loop.stop_all(timeout=0.5)
+
+
+atexit.register(_at_exit)
+
+
+def _after_fork_in_child() -> None:
+    _core.after_fork_in_child()
+    _loop.forget_after_fork()
+    _spawned_tasks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,156 @@
+"""Argument checks shared by the sync and async gather functions.
+
+Every check runs before any task starts, and each message names the argument,
+shows the bad value and says what to pass instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, List, Optional
+
+__all__ = [
+    "as_args_list",
+    "as_callables",
+    "as_kwargs_list",
+    "check_callable",
+    "check_timeout",
+    "describe",
+]
+
+
+def describe(value: Any) -> str:
+    """Name a value for an error message: its type and a short repr."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def check_callable(f: Any, name: str) -> None:
+    if not callable(f):
+        raise TypeError(
+            f"{name} must be callable, got {describe(f)}; pass a function, an "
+            "async function, an nn.Module or an object with __call__"
+        )
+
+
+def as_callables(fs: Any, name: str = "fs") -> List[Callable]:
+    """Copy an iterable of callables into a new list, checking each item."""
+    if callable(fs) or isinstance(fs, (str, bytes)):
+        raise TypeError(
+            f"{name} must be an iterable of callables, got {describe(fs)}; "
+            f"wrap a single callable in a list: [{type(fs).__name__}]"
+        )
+    try:
+        callables = list(fs)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an iterable of callables, got {describe(fs)}"
+        ) from None
+    for index, f in enumerate(callables):
+        if not callable(f):
+            raise TypeError(
+                f"{name}[{index}] must be callable, got {describe(f)}"
+            )
+    return callables
+
+
+def as_args_list(args_list: Any, name: str = "args_list") -> list:
+    """Copy an iterable of argument tuples into a new list.
+
+    The items themselves are checked by the core, which also turns lists into
+    tuples, so this stays one C-level copy for large batches.
+    """
+    if isinstance(args_list, list):
+        return args_list.copy()
+    if isinstance(args_list, (str, bytes, dict)) or args_list is None:
+        raise TypeError(
+            f"{name} must be a list of argument tuples, got {describe(args_list)}; "
+            "for example [(1,), (2,)] calls f(1) and f(2)"
+        )
+    try:
+        return list(args_list)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an iterable of argument tuples, got {describe(args_list)}; "
+            "for example [(1,), (2,)] calls f(1) and f(2)"
+        ) from None
+
+
+def as_kwargs_list(
+    kwargs_list: Any, expected: Optional[int], name: str = "kwargs_list"
+) -> Optional[list]:
+    """Copy an iterable of keyword dicts into a new list and check its length.
+
+    With ``expected`` set, the list must have exactly that many items.
+    """
+    if kwargs_list is None:
+        return None
+    if isinstance(kwargs_list, (str, bytes, dict)):
+        raise TypeError(
+            f"{name} must be a list of dicts, got {describe(kwargs_list)}; "
+            "pass one dict of keyword arguments per task"
+        )
+    try:
+        kwargs = list(kwargs_list)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an iterable of dicts, got {describe(kwargs_list)}"
+        ) from None
+    for index, item in enumerate(kwargs):
+        if item is not None and not isinstance(item, dict):
+            raise TypeError(
+                f"{name}[{index}] must be a dict of keyword arguments, "
+                f"got {describe(item)}"
+            )
+    if expected is not None and len(kwargs) != expected:
+        raise ValueError(
+            f"{name} has {len(kwargs)} items but args_list has {expected}; "
+            "pass one dict per task, {} for none"
+        )
+    return kwargs
+
+
+def check_timeout(timeout: Any) -> Optional[float]:
+    """Return the timeout as a float, or None for no deadline."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        try:
+            import numbers
+
+            if not isinstance(timeout, numbers.Real) or isinstance(timeout, bool):
+                raise TypeError
+            timeout = float(timeout)
+        except TypeError:
+            raise TypeError(
+                f"timeout must be a number of seconds or None, got {describe(timeout)}"
+            ) from None
+    timeout = float(timeout)
+    if math.isnan(timeout) or timeout <= 0:
+        raise ValueError(
+            f"timeout must be a positive number of seconds, got {timeout!r}; "
+            "pass None for no deadline"
+        )
+    if math.isinf(timeout):
+        return None
+    return timeout
+
+
+def pad(items: Optional[list], length: int, filler: Any, name: str) -> Optional[list]:
+    """Extend a per-callable list to ``length`` items, rejecting longer ones."""
+    if items is None:
+        return None
+    if len(items) > length:
+        raise ValueError(
+            f"{name} has {len(items)} items but there are only {length} callables; "
+            "pass at most one entry per callable"
+        )
+    if len(items) < length:
+        items.extend(filler() for _ in range(length - len(items)))
+    return items
+
+
+def is_iterable(value: Any) -> bool:
+    return isinstance(value, Iterable)

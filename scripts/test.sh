@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The full test run: Rust unit tests, then the Python suite against the
+# installed package. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The unit tests link libpython, so the test binary must find it at run time.
+libdir=$(python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+export LD_LIBRARY_PATH="${libdir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYO3_PYTHON="$(command -v python)"
+cargo test --quiet --no-default-features
+
+# Run from tests/ so that `import msgflux` finds the installed package, not
+# the source tree without its compiled module.
+python -m pytest -q -p no:cacheprovider tests "$@"
