@@ -10,6 +10,4 @@ export LD_LIBRARY_PATH="${libdir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYO3_PYTHON="$(command -v python)"
 cargo test --quiet --no-default-features
 
-# Run from tests/ so that `import msgflux` finds the installed package, not
-# the source tree without its compiled module.
 python -m pytest -q -p no:cacheprovider tests "$@"
