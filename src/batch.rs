@@ -52,6 +52,7 @@ pub struct BatchCore {
     pub deadline: Option<Instant>,
     pub timeout: Option<f64>,
     interrupt: Mutex<Option<PyErr>>,
+    on_finished: Mutex<Option<Py<PyAny>>>,
 }
 
 static TASK_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -92,6 +93,7 @@ impl BatchCore {
             deadline: timeout.map(|t| Instant::now() + std::time::Duration::from_secs_f64(t)),
             timeout,
             interrupt: Mutex::new(None),
+            on_finished: Mutex::new(None),
         }
     }
 
@@ -143,7 +145,7 @@ impl BatchCore {
         if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
             return Err(PyErr::fetch(py));
         }
-        let result = callable.call(args, kwargs);
+        let result = crate::unwind::call(&callable, args, kwargs);
         // SAFETY: the context was entered above on this thread. A failure here
         // would mean a task left a nested context entered, which Python forbids.
         let exited = unsafe { ffi::PyContext_Exit(context.as_ptr()) };
@@ -172,7 +174,7 @@ impl BatchCore {
             Err(err) => return self.finish(py, index, Err(err)),
         };
         // From here the hook owns the slot: it fills it when the awaitable ends.
-        if let Err(err) = hook.bind(py).call1((handle, index, awaitable, context)) {
+        if let Err(err) = crate::unwind::call1(hook.bind(py), (handle, index, awaitable, context)) {
             self.finish(py, index, Err(err));
         }
     }
@@ -185,6 +187,7 @@ impl BatchCore {
                     let err = outcome.err().expect("checked above");
                     self.interrupt.lock().get_or_insert(err);
                     self.board.close();
+                    self.notify_finished(py);
                     return;
                 }
             }
@@ -195,15 +198,27 @@ impl BatchCore {
                     Ok(value) => value.unbind().into_ptr() as usize,
                     Err(err) => err.into_value(py).into_ptr() as usize | FAILURE_TAG,
                 };
-                if let Err(word) = self.board.fill(index, word) {
+                match self.board.fill(index, word) {
+                    Ok(true) => self.notify_finished(py),
+                    Ok(false) => {}
                     // The caller already collected the slot: the result is late.
-                    release_word(py, word);
+                    Err(word) => release_word(py, word),
                 }
             }
             Kind::Spawn => {
                 if let Err(err) = outcome {
                     report_spawn_failure(py, err, &self.callables.get(py, index));
                 }
+            }
+        }
+    }
+
+    /// Calls the finish callback once, if one is set.
+    fn notify_finished(&self, py: Python<'_>) {
+        let callback = self.on_finished.lock().take();
+        if let Some(callback) = callback {
+            if let Err(err) = crate::unwind::call1(callback.bind(py), ()) {
+                err.write_unraisable(py, Some(callback.bind(py)));
             }
         }
     }
@@ -323,7 +338,7 @@ fn report_spawn_failure(py: Python<'_>, err: PyErr, callable: &Bound<'_, PyAny>)
     let exc = err.into_value(py);
     match SPAWN_FAILURE_HOOK.get(py) {
         Some(hook) => {
-            if let Err(hook_error) = hook.bind(py).call1((exc, callable)) {
+            if let Err(hook_error) = crate::unwind::call1(hook.bind(py), (exc, callable)) {
                 hook_error.write_unraisable(py, Some(callable));
             }
         }
@@ -366,6 +381,32 @@ impl PyBatch {
         let context = copy_context(py, &self.core.context)?;
         let result = self.core.call_in(py, index, &context)?;
         Ok((result, context))
+    }
+
+    /// Calls `callback()` once when every slot is filled or a task raised
+    /// `KeyboardInterrupt`; at once if that already happened. It may run on
+    /// any thread, so it must be thread-safe (the async API passes
+    /// `loop.call_soon_threadsafe`).
+    fn set_finish_callback(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        let mut slot = self.core.on_finished.lock();
+        if self.core.board.is_finished() {
+            drop(slot);
+            callback.bind(py).call0()?;
+        } else {
+            *slot = Some(callback);
+        }
+        Ok(())
+    }
+
+    /// Closes the batch and returns the results without waiting: unfinished
+    /// tasks get `TaskError(TimeoutError)` slots. Raises the
+    /// `KeyboardInterrupt` a task raised, if any.
+    fn collect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some(err) = self.core.take_interrupt() {
+            self.core.discard(py);
+            return Err(err);
+        }
+        self.core.collect(py)
     }
 
     /// Stops every task that has not started.

@@ -75,17 +75,19 @@ impl Board {
         self.len.saturating_sub(self.next.load(Ordering::Relaxed))
     }
 
-    /// Stores the result word of task `index`. Returns the word back when the
-    /// slot was already sealed, so the caller can release what it points to.
+    /// Stores the result word of task `index`; `Ok(true)` means this was the
+    /// last unfinished slot. Returns the word back when the slot was already
+    /// sealed, so the caller can release what it points to.
     #[inline]
-    pub fn fill(&self, index: usize, word: usize) -> Result<(), usize> {
+    pub fn fill(&self, index: usize, word: usize) -> Result<bool, usize> {
         debug_assert!(word != 0 && word != SEALED);
         match self.slots[index].compare_exchange(0, word, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
                 if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     self.mark_finished();
+                    return Ok(true);
                 }
-                Ok(())
+                Ok(false)
             }
             Err(_) => Err(word),
         }
@@ -179,9 +181,9 @@ mod tests {
     #[test]
     fn last_fill_finishes_the_board() {
         let board = Board::new(2);
-        board.fill(1, 8).unwrap();
+        assert_eq!(board.fill(1, 8), Ok(false));
         assert!(!board.is_finished());
-        board.fill(0, 16).unwrap();
+        assert_eq!(board.fill(0, 16), Ok(true));
         assert!(board.is_finished());
         assert_eq!(board.seal(0), 16);
         assert_eq!(board.seal(1), 8);

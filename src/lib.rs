@@ -6,6 +6,7 @@ mod board;
 mod config;
 mod gather;
 mod pool;
+mod unwind;
 mod wait;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};

@@ -17,7 +17,7 @@
 //! Workers blocked in a nested gather do not count toward `max_workers`, which
 //! is what keeps nested fan-out free of deadlocks under any cap.
 
-use crate::batch::BatchCore;
+use crate::batch::{BatchCore, Kind};
 use crate::config::Config;
 use parking_lot::{Condvar, Mutex};
 use pyo3::Python;
@@ -192,6 +192,9 @@ impl Pool {
                 drop(queue);
                 let ran = Python::attach(|py| batch.run_claimed(py));
                 self.completed.fetch_add(ran as u64, Ordering::Relaxed);
+                if ran > 0 && matches!(batch.kind, Kind::Spawn) {
+                    self.spawn_finished();
+                }
                 drop(batch);
                 queue = self.queue.lock();
                 continue;

@@ -15,7 +15,7 @@ from msgflux._validate import check_callable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["spawn"]
+__all__ = ["aspawn", "spawn"]
 
 # Spawned coroutines still running on library loops. The loop only keeps weak
 # references to tasks, so this set is what keeps them alive until done.
@@ -134,3 +134,52 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_loop_spawned: Set[asyncio.Task] = set()
+
+
+async def aspawn(f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Start ``f(*args, **kwargs)`` in the background from async code.
+
+    An ``async def`` runs as a task on the running loop; a sync callable runs
+    on the worker pool, so it never blocks the loop. The library keeps a
+    strong reference to the task until it finishes.
+
+    Args:
+        f: The callable.
+        *args: Positional arguments for ``f``.
+        **kwargs: Keyword arguments for ``f``.
+
+    Returns:
+        None, at once. A failure is logged at ERROR with its traceback on the
+        ``msgflux`` logger and never raised.
+
+    Raises:
+        TypeError: If ``f`` is not callable.
+    """
+    check_callable(f, "f")
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    if not asyncio.iscoroutinefunction(f):
+
+        def on_awaitable(_batch: Any, _index: int, awaitable: Any, task_context: Any) -> None:
+            loop.call_soon_threadsafe(_start_here, loop, awaitable, f, task_context)
+
+        _core.spawn(f, args, kwargs or None, context, on_awaitable)
+        return
+    try:
+        awaitable = context.run(f, *args, **kwargs)
+    except Exception as exc:
+        _report_failure(exc, f)
+        return
+    _start_here(loop, awaitable, f, context)
+
+
+def _start_here(loop: asyncio.AbstractEventLoop, awaitable: Any, f: Any, context: Any) -> None:
+    if _loop.HAS_TASK_CONTEXT:
+        task = loop.create_task(_run_spawned(awaitable, f), context=context)
+    else:
+        task = context.run(loop.create_task, _run_spawned(awaitable, f))
+    _loop_spawned.add(task)
+    task.add_done_callback(_loop_spawned.discard)

@@ -6,13 +6,22 @@ run on the caller's event loop. Every gather returns a tuple in input order,
 with a ``TaskError`` in the slot of each task that failed or timed out.
 """
 
+from msgflux._aio import abcast_gather, amap_gather, ascatter_gather
+from msgflux._events import await_for_event, set_event, wait_for_event
 from msgflux._gather import bcast_gather, map_gather, scatter_gather, wait_for
-from msgflux._spawn import spawn
+from msgflux._spawn import aspawn, spawn
 
 __all__ = [
+    "abcast_gather",
+    "amap_gather",
+    "ascatter_gather",
+    "aspawn",
+    "await_for_event",
     "bcast_gather",
     "map_gather",
     "scatter_gather",
+    "set_event",
     "spawn",
     "wait_for",
+    "wait_for_event",
 ]

@@ -1,0 +1,288 @@
+"""The awaitable gather functions, run on the caller's event loop.
+
+Coroutine callables run as tasks on the caller's loop, each in a copy of the
+caller's context. Sync callables run on the worker pool and never block the
+loop: the core wakes the loop once, when the last of them finishes, through
+``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
+
+from msgflux import _core
+from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
+from msgflux._loop import HAS_TASK_CONTEXT, _close
+from msgflux._validate import (
+    as_args_list,
+    as_callables,
+    as_kwargs_list,
+    check_callable,
+    check_timeout,
+    pad,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["abcast_gather", "amap_gather", "ascatter_gather"]
+
+# How long a finished or cancelled gather waits for its cancelled child
+# coroutines to unwind. Well-behaved coroutines need one loop iteration; this
+# bounds the wait for ones that resist cancellation.
+_CANCEL_GRACE = 0.1
+
+
+class _Children:
+    """Child tasks of one async gather, all on the caller's loop."""
+
+    __slots__ = ("loop", "tasks")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.tasks: Set[asyncio.Task] = set()
+
+    def start(self, batch: Any, index: int, awaitable: Any, context: Any) -> None:
+        if batch.closed:
+            _close(awaitable)
+            batch.set_exception(index, asyncio.CancelledError())
+            return
+        runner = _run_child(batch, index, awaitable)
+        if HAS_TASK_CONTEXT:
+            task = self.loop.create_task(runner, context=context)
+        else:
+            task = context.run(self.loop.create_task, runner)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def start_all(self, batch: Any) -> None:
+        claim = batch.claim
+        call = batch.call
+        while True:
+            index = claim()
+            if index is None:
+                return
+            try:
+                awaitable, context = call(index)
+            except BaseException as exc:
+                batch.set_exception(index, exc)
+                continue
+            self.start(batch, index, awaitable, context)
+
+    def on_awaitable(self, batch: Any, index: int, awaitable: Any, context: Any) -> None:
+        """Called by a worker whose sync callable returned an awaitable."""
+        try:
+            self.loop.call_soon_threadsafe(self.start, batch, index, awaitable, context)
+        except BaseException:
+            _close(awaitable)
+            raise
+
+    async def cancel_and_wait(self) -> None:
+        tasks = [task for task in self.tasks if not task.done()]
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
+
+
+async def _run_child(batch: Any, index: int, awaitable: Any) -> None:
+    # asyncio re-raises KeyboardInterrupt and SystemExit out of the loop, which
+    # would end the caller's program: every outcome goes to the slot instead.
+    try:
+        value = await awaitable
+    except BaseException as exc:
+        batch.set_exception(index, exc)
+    else:
+        batch.set_result(index, value)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def arun_batch(
+    count: int,
+    callables: Any,
+    args: Any,
+    kwargs: Any,
+    timeout: Optional[float],
+    all_async: bool,
+) -> Tuple[Any, ...]:
+    """Run a checked batch on the running loop and the worker pool."""
+    if count == 0:
+        return ()
+    loop = asyncio.get_running_loop()
+    children = _Children(loop)
+    batch = _core.new_batch(
+        count,
+        callables,
+        args,
+        kwargs,
+        contextvars.copy_context(),
+        timeout,
+        children.on_awaitable,
+    )
+    finished = loop.create_future()
+    batch.set_finish_callback(functools.partial(loop.call_soon_threadsafe, _wake, finished))
+    if all_async:
+        children.start_all(batch)
+    else:
+        _core.submit(batch)
+
+    timer = None
+    if timeout is not None:
+        timer = loop.call_later(batch.remaining(), _wake, finished)
+    try:
+        await finished
+    except BaseException:
+        # Cancelled (or interrupted): stop what has not started, cancel the
+        # children, and let the cancellation reach the caller.
+        batch.cancel()
+        await children.cancel_and_wait()
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+    results = batch.collect()
+    await children.cancel_and_wait()
+    if logger.isEnabledFor(logging.DEBUG):
+        _log_failures(results)
+    return results
+
+
+async def amap_gather(
+    f: Callable[..., Any],
+    *,
+    args_list: Iterable[Any],
+    kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
+    timeout: Optional[float] = None,
+) -> Tuple[Any, ...]:
+    """Await one callable on many inputs concurrently and gather the results.
+
+    The awaitable form of ``map_gather``. An ``async def`` (or a callable that
+    returns an awaitable) runs as a task on the running loop; a sync callable
+    runs on the worker pool and never blocks the loop.
+
+    Args:
+        f: A function, an async function, an ``nn.Module`` or any callable.
+        args_list: One tuple (or list) of positional arguments per task.
+        kwargs_list: One dict of keyword arguments per task, or None. Must
+            have as many items as ``args_list``.
+        timeout: Seconds for the whole call, or None.
+
+    Returns:
+        A tuple with one result per task, in input order, with
+        ``TaskError`` slots for failures. At the deadline the await finishes:
+        unfinished tasks hold ``TaskError(TimeoutError)``, their coroutines
+        are cancelled, and sync calls still running are abandoned.
+
+    Raises:
+        TypeError: If ``f`` is not callable or an argument has the wrong type.
+        ValueError: If the lists differ in length or ``timeout`` is not positive.
+        asyncio.CancelledError: If the awaiting task is cancelled; every child
+            is cancelled too.
+    """
+    check_callable(f, "f")
+    args = as_args_list(args_list)
+    kwargs = as_kwargs_list(kwargs_list, len(args))
+    timeout = check_timeout(timeout)
+    f = _async_entry(f)
+    return await arun_batch(len(args), f, args, kwargs, timeout, _is_async_callable(f))
+
+
+async def ascatter_gather(
+    fs: Iterable[Callable[..., Any]],
+    args_list: Optional[Iterable[Any]] = None,
+    kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
+    *,
+    timeout: Optional[float] = None,
+) -> Tuple[Any, ...]:
+    """Await each callable on its own input concurrently.
+
+    The awaitable form of ``scatter_gather``; see ``amap_gather`` for how
+    sync and async callables run.
+
+    Args:
+        fs: The callables; any iterable.
+        args_list: One tuple of positional arguments per callable, or None.
+        kwargs_list: One dict of keyword arguments per callable, or None.
+        timeout: Seconds for the whole call, or None.
+
+    Returns:
+        A tuple with one result per callable, in input order, with
+        ``TaskError`` slots for failures and unfinished tasks.
+
+    Raises:
+        TypeError: If ``fs`` is not an iterable of callables or an argument
+            has the wrong type.
+        ValueError: If a list is longer than ``fs`` or ``timeout`` is not positive.
+        asyncio.CancelledError: If the awaiting task is cancelled.
+    """
+    callables = [_async_entry(f) for f in as_callables(fs)]
+    count = len(callables)
+    args: Any = _EMPTY_ARGS
+    if args_list is not None:
+        args = pad(as_args_list(args_list), count, tuple, "args_list")
+    kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
+    timeout = check_timeout(timeout)
+    all_async = all(_is_async_callable(f) for f in callables)
+    return await arun_batch(count, callables, args, kwargs, timeout, all_async)
+
+
+async def abcast_gather(
+    fs: Iterable[Callable[..., Any]],
+    *args: Any,
+    timeout: Optional[float] = None,
+    **kwargs: Any,
+) -> Tuple[Any, ...]:
+    """Await every callable on the same arguments concurrently.
+
+    The awaitable form of ``bcast_gather``; see ``amap_gather`` for how sync
+    and async callables run.
+
+    Args:
+        fs: The callables; any iterable.
+        *args: Positional arguments passed to every callable.
+        timeout: Seconds for the whole call, or None.
+        **kwargs: Keyword arguments passed to every callable.
+
+    Returns:
+        A tuple with one result per callable, in input order, with
+        ``TaskError`` slots for failures and unfinished tasks.
+
+    Raises:
+        TypeError: If ``fs`` is not an iterable of callables or ``timeout``
+            is not a number.
+        ValueError: If ``timeout`` is not positive.
+        asyncio.CancelledError: If the awaiting task is cancelled.
+    """
+    callables = [_async_entry(f) for f in as_callables(fs)]
+    timeout = check_timeout(timeout)
+    all_async = all(_is_async_callable(f) for f in callables)
+    shared_kwargs = kwargs if kwargs else None
+    return await arun_batch(
+        len(callables), callables, args, shared_kwargs, timeout, all_async
+    )
+
+
+def _async_entry(f: Any) -> Any:
+    """Use a module's ``acall`` in async gathers, as its sync ``__call__``
+    would block a worker on work the loop can do."""
+    acall = getattr(f, "acall", None)
+    if acall is not None and callable(acall) and _is_module(f):
+        return acall
+    return f
+
+
+def _is_module(f: Any) -> bool:
+    try:
+        from msgflux.nn.modules import Module
+    except ImportError:  # pragma: no cover - the module tree is part of the package
+        return False
+    return isinstance(f, Module)
