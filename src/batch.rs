@@ -12,6 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 const FAILURE_TAG: usize = 1;
@@ -97,11 +98,15 @@ impl BatchCore {
         }
     }
 
-    /// Runs claimed tasks until the board has none left. Returns how many ran.
-    pub fn run_claimed(self: &std::sync::Arc<Self>, py: Python<'_>) -> usize {
+    /// Runs claimed tasks until the board has none left, counting each in
+    /// `completed` as it ends. Returns how many ran.
+    pub fn run_claimed(self: &std::sync::Arc<Self>, py: Python<'_>, completed: &AtomicU64) -> usize {
         let mut ran = 0;
         while let Some(index) = self.board.claim() {
             self.run_one(py, index);
+            // Only one thread runs Python at a time, so this counter is
+            // rarely contended; the pool reads it to tell blocked from busy.
+            completed.fetch_add(1, Ordering::Relaxed);
             ran += 1;
         }
         ran
@@ -114,7 +119,13 @@ impl BatchCore {
             Ok(context) => context,
             Err(err) => return self.finish(py, index, Err(err)),
         };
-        let outcome = self.call_in(py, index, &context);
+        // PyO3 re-raises a Rust panic as a panic when it fetches the
+        // PanicException it became, so a task that calls into Rust code that
+        // panicked unwinds to here. It must still fill its slot.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.call_in(py, index, &context)
+        }))
+        .unwrap_or_else(|payload| Err(panic_to_error(payload)));
         match outcome {
             Ok(value) if is_awaitable(&value) => self.hand_off(py, index, value, context),
             other => self.finish(py, index, other),
@@ -140,20 +151,9 @@ impl BatchCore {
             _ => None,
         };
 
-        // SAFETY: `context` is a live contextvars.Context and this thread holds
-        // the GIL. Enter and Exit are paired on every path below.
-        if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
-            return Err(PyErr::fetch(py));
-        }
+        let entered = EnteredContext::enter(context)?;
         let result = crate::unwind::call(&callable, args, kwargs);
-        // SAFETY: the context was entered above on this thread. A failure here
-        // would mean a task left a nested context entered, which Python forbids.
-        let exited = unsafe { ffi::PyContext_Exit(context.as_ptr()) };
-        if exited != 0 {
-            let exit_error = PyErr::fetch(py);
-            return result.and(Err(exit_error));
-        }
-        result
+        entered.exit().and(result)
     }
 
     fn hand_off(
@@ -316,6 +316,53 @@ fn release_word(py: Python<'_>, word: usize) {
     }
     // SAFETY: non-zero, non-sealed words are owned pointers stored by `finish`.
     drop(unsafe { Bound::<PyAny>::from_owned_ptr(py, (word & !FAILURE_TAG) as *mut _) });
+}
+
+/// A context entered on this thread; leaving it is guaranteed even when a
+/// panic unwinds past the task call.
+struct EnteredContext<'a, 'py> {
+    context: &'a Bound<'py, PyAny>,
+}
+
+impl<'a, 'py> EnteredContext<'a, 'py> {
+    fn enter(context: &'a Bound<'py, PyAny>) -> PyResult<Self> {
+        // SAFETY: `context` is a live contextvars.Context and the GIL is held.
+        if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(context.py()));
+        }
+        Ok(EnteredContext { context })
+    }
+
+    fn exit(self) -> PyResult<()> {
+        let context = self.context;
+        std::mem::forget(self);
+        // SAFETY: the context was entered on this thread by `enter`. Failure
+        // means a task left a context of its own entered, which Python forbids.
+        if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(context.py()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for EnteredContext<'_, '_> {
+    fn drop(&mut self) {
+        // SAFETY: as in `exit`; only reached while unwinding from a panic.
+        if unsafe { ffi::PyContext_Exit(self.context.as_ptr()) } != 0 {
+            drop(PyErr::take(self.context.py()));
+        }
+    }
+}
+
+fn panic_to_error(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let message = if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    };
+    pyo3::panic::PanicException::new_err(message)
 }
 
 fn copy_context<'py>(py: Python<'py>, context: &Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {

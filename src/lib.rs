@@ -33,6 +33,7 @@ fn configure<'py>(
             return Err(PyValueError::new_err("max_workers must be at least 1, got 0"));
         }
         pool.config.set_max_workers(n);
+        pool.wake_idle();
     }
     if let Some(seconds) = idle_timeout {
         if !(seconds > 0.0 && seconds.is_finite()) {

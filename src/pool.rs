@@ -142,7 +142,8 @@ impl Pool {
             }
         }
         let missing = wanted - woken;
-        let room = self.cpus.saturating_sub(queue.workers - queue.idle);
+        let running = queue.workers - queue.idle + woken;
+        let room = self.cpus.saturating_sub(running);
         let spawn_now = missing.min(room).min(self.room_to_grow(&queue));
         let spawned = self.spawn_workers(&mut queue, spawn_now);
 
@@ -188,10 +189,14 @@ impl Pool {
         IS_WORKER.with(|flag| flag.set(true));
         let mut queue = self.queue.lock();
         loop {
+            // Lowering max_workers takes effect as workers come back here.
+            let cap = self.config.max_workers() + self.nested_waiters.load(Ordering::Relaxed);
+            if queue.workers > cap {
+                break;
+            }
             if let Some(batch) = next_batch(&mut queue) {
                 drop(queue);
-                let ran = Python::attach(|py| batch.run_claimed(py));
-                self.completed.fetch_add(ran as u64, Ordering::Relaxed);
+                let ran = Python::attach(|py| batch.run_claimed(py, &self.completed));
                 if ran > 0 && matches!(batch.kind, Kind::Spawn) {
                     self.spawn_finished();
                 }
@@ -269,6 +274,10 @@ impl Pool {
 
     /// Marks the calling worker as blocked in a nested gather for the life of
     /// the returned guard, so the pool may replace it.
+    pub fn completed_counter(&self) -> &AtomicU64 {
+        &self.completed
+    }
+
     pub fn nested_wait(&'static self) -> NestedWait {
         self.nested_waiters.fetch_add(1, Ordering::Relaxed);
         let queue = self.queue.lock();
@@ -276,6 +285,13 @@ impl Pool {
             self.monitor_wake.notify_one();
         }
         NestedWait { pool: self }
+    }
+
+    /// Wakes every idle worker so that those above a lowered `max_workers`
+    /// exit now rather than after `idle_timeout`.
+    pub fn wake_idle(&self) {
+        let _queue = self.queue.lock();
+        self.work_ready.notify_all();
     }
 
     pub fn spawn_started(&self) {

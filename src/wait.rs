@@ -25,7 +25,7 @@ pub fn wait_batch<'py>(py: Python<'py>, core: &Arc<BatchCore>) -> PyResult<Bound
     let pool = pool().map_err(PyRuntimeError::new_err)?;
     let _nested = if on_worker_thread() {
         if core.deadline.is_none() {
-            core.run_claimed(py);
+            core.run_claimed(py, pool.completed_counter());
         }
         Some(pool.nested_wait())
     } else {

@@ -1,0 +1,48 @@
+"""Shared fixtures for the msgflux test suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import msgflux
+
+
+@pytest.fixture
+def pool_limit():
+    """Set msgflux.configure(max_workers=...) for one test, then restore it."""
+    before = msgflux.configure()["max_workers"]
+
+    def set_limit(count: int) -> None:
+        msgflux.configure(max_workers=count)
+
+    yield set_limit
+    msgflux.configure(max_workers=before)
+
+
+def run_python(source: str, timeout: float = 30, env: dict | None = None, **kwargs):
+    """Run a Python program in a fresh interpreter and return the completed process."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def gate():
+    """A threading.Event that is always set at teardown, so no test can hang on it."""
+    event = threading.Event()
+    yield event
+    event.set()
