@@ -434,13 +434,15 @@ impl PyBatch {
     /// `KeyboardInterrupt`; at once if that already happened. It may run on
     /// any thread, so it must be thread-safe (the async API passes
     /// `loop.call_soon_threadsafe`).
-    fn set_finish_callback(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+    /// None removes a callback that has not run yet.
+    fn set_finish_callback(&self, py: Python<'_>, callback: Option<Py<PyAny>>) -> PyResult<()> {
         let mut slot = self.core.on_finished.lock();
-        if self.core.board.is_finished() {
-            drop(slot);
-            callback.bind(py).call0()?;
-        } else {
-            *slot = Some(callback);
+        match callback {
+            Some(callback) if self.core.board.is_finished() => {
+                drop(slot);
+                callback.bind(py).call0()?;
+            }
+            callback => *slot = callback,
         }
         Ok(())
     }

@@ -46,3 +46,26 @@ def gate():
     event = threading.Event()
     yield event
     event.set()
+
+
+def _new_uvloop():
+    uvloop = pytest.importorskip("uvloop")
+    return uvloop.new_event_loop()
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run_async(request):
+    """Run a coroutine to completion on the stock loop or on uvloop.
+
+    The global event loop policy is left alone, as the library must not
+    depend on it.
+    """
+    factory = None if request.param == "asyncio" else _new_uvloop
+
+    def run(coroutine):
+        import asyncio
+
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(coroutine)
+
+    return run

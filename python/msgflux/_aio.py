@@ -146,6 +146,8 @@ async def arun_batch(
         await children.cancel_and_wait()
         raise
     finally:
+        # Tasks abandoned on workers may finish after this loop is closed.
+        batch.set_finish_callback(None)
         if timer is not None:
             timer.cancel()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from typing import Any, Optional
 
@@ -125,6 +126,12 @@ def wait_for_event(event: Any, timeout: Optional[float] = None) -> bool:
         return True
     except TimeoutError:
         return False
+    except concurrent.futures.CancelledError:
+        # The owning loop shut down, which may cancel the watcher right after
+        # the event was set.
+        if event.is_set():
+            return True
+        raise
     finally:
         future.cancel()
 
@@ -181,3 +188,16 @@ async def await_for_event(event: Any, timeout: Optional[float] = None) -> bool:
         return True
     except asyncio.TimeoutError:
         return False
+    except asyncio.CancelledError:
+        # A watcher on another loop is cancelled when that loop shuts down,
+        # possibly just after the event was set. Only this task's own
+        # cancellation must propagate.
+        if event.is_set() and not _cancelling():
+            return True
+        raise
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
