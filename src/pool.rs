@@ -267,7 +267,7 @@ impl Pool {
             let waiting: usize = queue.batches.iter().map(|b| b.board.unclaimed()).sum();
             let burst = waiting
                 .min(self.room_to_grow(&queue))
-                .min(queue.workers.max(MIN_GROWTH));
+                .min((queue.workers * 4).max(MIN_GROWTH));
             self.spawn_workers(&mut queue, burst);
         }
     }
