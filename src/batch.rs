@@ -34,7 +34,7 @@ impl PerTask {
     }
 }
 
-/// What runs a finished task's result past the caller.
+/// Destination of a finished task's outcome.
 pub enum Kind {
     /// Results go to slots that the caller collects.
     Gather,
@@ -297,7 +297,7 @@ impl BatchCore {
 
 impl Drop for BatchCore {
     fn drop(&mut self) {
-        // Slots still holding objects belong to a batch nobody collected.
+        // Slots that still contain objects belong to a batch that was never collected.
         let len = self.board.len();
         if (0..len).all(|i| self.board.peek(i) == 0) {
             return;

@@ -1,6 +1,6 @@
 //! Ordered result slots for one batch, with claiming, a countdown and closing.
 //!
-//! A board knows nothing about Python. Each slot stores one word: zero while
+//! A board has no Python types. Each slot stores one word: zero while
 //! the task is unfinished, a caller-defined non-zero word once a result arrives,
 //! or [`SEALED`] once the batch has been collected or timed out. The owner of
 //! the board decides what a word means (here, a tagged `PyObject` pointer).
@@ -20,7 +20,7 @@ use std::time::Instant;
 /// Odd values above 1 are never produced by aligned pointers with a tag bit.
 pub const SEALED: usize = 0b110;
 
-/// How a wait on a board ended.
+/// Outcome of a wait on a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
     /// Every slot was filled or the board was closed early.

@@ -7,9 +7,9 @@
 //!
 //! Sizing. On submit the pool wakes idle workers and grows up to the number of
 //! CPUs at once. Beyond that a monitor thread adds workers only while work is
-//! queued and the running tasks look blocked: nothing completed during the last
-//! tick, the process used less CPU than the machine has, and the GIL could be
-//! taken at once. Trivial or pure-Python tasks fail the last two checks, so they
+//! queued and the running tasks look blocked. They look blocked when nothing
+//! completed during the last tick, the process used less CPU than the machine
+//! has, and the GIL could be taken at once. Trivial or pure-Python tasks fail the last two checks, so they
 //! never cause a thread explosion, while sleeps and I/O grow the pool quickly
 //! (it doubles per tick) up to `max_workers`. Idle workers exit after
 //! `idle_timeout`.

@@ -9,7 +9,7 @@ use pyo3::types::PyTuple;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Longest stretch the caller sleeps before it checks for signals. Python runs
+/// Maximum time the caller sleeps before it checks for signals. Python runs
 /// signal handlers only when the main thread re-enters the interpreter.
 const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 

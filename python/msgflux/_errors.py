@@ -1,4 +1,4 @@
-"""The value that stands in a result slot when its task failed."""
+"""The value placed in the result slot of a task that failed."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Argument checks shared by the sync and async gather functions.
 
 Every check runs before any task starts, and each message names the argument,
-shows the bad value and says what to pass instead.
+shows the bad value and suggests what to pass instead.
 """
 
 from __future__ import annotations
