@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from msgflux import _core
 from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
@@ -37,13 +37,17 @@ _CANCEL_GRACE = 0.1
 
 
 class _Children:
-    """Child tasks of one async gather, all on the caller's loop."""
+    """Child tasks of one async gather, all on the caller's loop.
+
+    ``tasks`` only grows: a gather's children live no longer than the gather,
+    and skipping a done callback per child keeps large batches cheap.
+    """
 
     __slots__ = ("loop", "tasks")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.tasks: Set[asyncio.Task] = set()
+        self.tasks: List[asyncio.Task] = []
 
     def start(self, batch: Any, index: int, awaitable: Any, context: Any) -> None:
         if batch.closed:
@@ -55,12 +59,13 @@ class _Children:
             task = self.loop.create_task(runner, context=context)
         else:
             task = context.run(self.loop.create_task, runner)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.append(task)
 
     def start_all(self, batch: Any) -> None:
         claim = batch.claim
         call = batch.call
+        create_task = self.loop.create_task
+        append = self.tasks.append
         while True:
             index = claim()
             if index is None:
@@ -70,7 +75,11 @@ class _Children:
             except BaseException as exc:
                 batch.set_exception(index, exc)
                 continue
-            self.start(batch, index, awaitable, context)
+            runner = _run_child(batch, index, awaitable)
+            if HAS_TASK_CONTEXT:
+                append(create_task(runner, context=context))
+            else:
+                append(context.run(create_task, runner))
 
     def on_awaitable(self, batch: Any, index: int, awaitable: Any, context: Any) -> None:
         """Called by a worker whose sync callable returned an awaitable."""
