@@ -347,3 +347,34 @@ def test_agent_calls_keep_caller_loop_free(server, run_async):
 
     assert both_sent
     assert results == ("echo: a", "echo: b")
+
+
+def test_map_gather_deadline_with_slow_model(server):
+    server.hold()
+
+    try:
+        (result,) = F.map_gather(Echo(), args_list=[("late",)], timeout=0.3)
+    finally:
+        server.release()
+
+    assert isinstance(result, TaskError)
+    assert isinstance(result.exception, TimeoutError)
+
+
+def test_amap_gather_deadline_with_slow_model(server, run_async):
+    server.hold()
+
+    try:
+        (result,) = run_async(F.amap_gather(Echo(), args_list=[("late",)], timeout=0.3))
+    finally:
+        server.release()
+
+    assert isinstance(result, TaskError)
+    assert isinstance(result.exception, TimeoutError)
+
+
+def test_spawned_agent_sends_request(server):
+    F.spawn(Echo(), "background")
+
+    assert server.wait_for_requests(1)
+    assert server.requests[0].body["messages"][-1]["content"] == "background"
