@@ -37,6 +37,8 @@ def _wrap(value: Any, frozen: bool, hidden: FrozenSet[Any]) -> Any:
         return dotdict(value, frozen=frozen, hidden_keys=hidden)
     value_type = type(value)
     if value_type is list:
+        # NOTE: lists stay lists under frozen=True, so d.rows.append(x) still
+        # works on a frozen dotdict; only the dicts inside them are frozen.
         return [_wrap(item, frozen, hidden) for item in value]
     if value_type is tuple:
         return tuple(_wrap(item, frozen, hidden) for item in value)
