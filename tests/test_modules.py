@@ -9,6 +9,7 @@ import pytest
 
 import msgflux.nn as nn
 import msgflux.nn.functional as F
+from msgflux import TaskError
 
 request_id = contextvars.ContextVar("request_id", default=None)
 
@@ -403,3 +404,14 @@ def test_failing_module_gives_task_error():
 
     assert not result
     assert isinstance(result.exception, LookupError)
+
+
+def test_call_of_async_only_module_returns_task_error_value():
+    class ReturnsTaskError(nn.Module):
+        async def aforward(self):
+            return TaskError(0, ValueError("a value, not a failure"))
+
+    result = ReturnsTaskError()()
+
+    assert isinstance(result, TaskError)
+    assert str(result.exception) == "a value, not a failure"

@@ -123,10 +123,15 @@ class Module:
         from msgflux._errors import TaskError
         from msgflux.nn.functional import wait_for
 
-        result = wait_for(self.aforward, *args, **kwargs)
-        if isinstance(result, TaskError):
-            raise result.exception
-        return result
+        # The outcome pair keeps a TaskError that aforward returns as its
+        # value apart from one that wait_for returns for a failure.
+        outcome = wait_for(_aforward_outcome, self, args, kwargs)
+        if isinstance(outcome, TaskError):
+            raise outcome.exception
+        succeeded, value = outcome
+        if not succeeded:
+            raise value
+        return value
 
     # Children
 
@@ -211,6 +216,13 @@ class Module:
             lines.append(f"  ({name}): {child_text}")
         lines.append(")")
         return "\n".join(lines)
+
+
+async def _aforward_outcome(module: Module, args: tuple, kwargs: dict) -> Tuple[bool, Any]:
+    try:
+        return True, await module.aforward(*args, **kwargs)
+    except Exception as exc:
+        return False, exc
 
 
 class ModuleList(Module):
