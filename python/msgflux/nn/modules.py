@@ -38,13 +38,13 @@ class Module:
     Subclasses define ``forward`` (sync), ``aforward`` (async), or both.
     ``module(*args)`` calls ``forward``; ``await module.acall(*args)`` calls
     ``aforward``. A module that defines only one of them still works both
-    ways: ``acall`` runs ``forward`` in a worker thread (``asyncio.to_thread``,
-    which copies the ``contextvars`` context), so the event loop never blocks,
-    and a sync call of an async-only module runs ``aforward`` on msgflux's
-    background event loop and blocks the calling thread until it finishes
-    (so inside a coroutine, prefer ``await module.acall()``).
+    ways. For a sync-only module, ``acall`` runs ``forward`` in a worker
+    thread (``asyncio.to_thread``, which copies the ``contextvars`` context),
+    so the event loop never blocks. For an async-only module, a sync call
+    runs ``aforward`` on msgflux's background event loop and blocks the
+    calling thread until it finishes, so coroutines should use ``acall``.
 
-    Attributes that hold a ``Module`` become children, listed by
+    Attributes that contain a ``Module`` become children, listed by
     ``children()`` and ``modules()`` and shown in ``repr``.
 
     Args:
