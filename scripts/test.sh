@@ -10,4 +10,6 @@ export LD_LIBRARY_PATH="${libdir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYO3_PYTHON="$(command -v python)"
 cargo test --quiet --no-default-features
 
-python -m pytest -q -p no:cacheprovider tests "$@"
+# -X dev turns on asyncio's debug checks and shows ResourceWarnings, which the
+# pytest configuration makes errors.
+python -X dev -m pytest -q -p no:cacheprovider tests "$@"

@@ -40,7 +40,16 @@ def test_wait_for_event_sees_asyncio_event_set_through_set_event():
 
 def test_wait_for_event_sees_asyncio_event_set_directly_from_a_thread():
     event = asyncio.Event()
-    set_later(event.set)
+
+    def set_directly():
+        try:
+            event.set()
+        except RuntimeError:
+            # asyncio's debug mode (python -X dev) rejects the cross-thread
+            # wake-up of the waiters, after the flag itself is already set.
+            pass
+
+    set_later(set_directly)
 
     assert F.wait_for_event(event, timeout=5) is True
 

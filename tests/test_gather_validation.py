@@ -98,3 +98,36 @@ def test_wait_for_checks_its_callable_and_timeout():
 def test_spawn_rejects_a_non_callable():
     with pytest.raises(TypeError, match="f must be callable"):
         F.spawn(42)
+
+
+def test_module_list_is_accepted_as_callables():
+    import msgflux.nn as nn
+
+    class Double(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    assert F.scatter_gather(nn.ModuleList([Double(), Double()]), [(1,), (2,)]) == (2, 4)
+
+
+def test_module_dict_contributes_its_modules():
+    import msgflux.nn as nn
+
+    class Tag(nn.Module):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+
+        def forward(self, x):
+            return f"{self.tag}{x}"
+
+    modules = nn.ModuleDict({"a": Tag("a"), "b": Tag("b")})
+
+    assert F.bcast_gather(modules, 1) == ("a1", "b1")
+
+
+def test_error_message_shows_a_one_line_repr():
+    with pytest.raises(TypeError) as info:
+        F.bcast_gather([record, "multi\nline"], 1)
+
+    assert "\n" not in str(info.value)

@@ -361,9 +361,7 @@ def test_map_gather_calls_module():
 def test_scatter_gather_over_module_list():
     modules = nn.ModuleList([Double(), AsyncOnly()])
 
-    # NOTE: list() is needed because the gathers reject any callable as fs,
-    # and a ModuleList is callable like every Module.
-    assert F.scatter_gather(list(modules), args_list=[(1,), (1,)]) == (2, 101)
+    assert F.scatter_gather(modules, args_list=[(1,), (1,)]) == (2, 101)
 
 
 def test_bcast_gather_over_module_dict_values():

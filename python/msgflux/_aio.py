@@ -15,6 +15,7 @@ import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from msgflux import _core
+from msgflux._errors import TaskError
 from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
 from msgflux._loop import HAS_TASK_CONTEXT, _close
 from msgflux._validate import (
@@ -280,6 +281,18 @@ async def abcast_gather(
     return await arun_batch(
         len(callables), callables, args, shared_kwargs, timeout, all_async
     )
+
+
+async def run_sync(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a sync callable on the worker pool and return or raise its outcome.
+
+    Unlike ``asyncio.to_thread``, this is not limited by the size of the
+    loop's default executor, so many concurrent calls do not queue.
+    """
+    (result,) = await arun_batch(1, f, args, kwargs or None, None, False)
+    if isinstance(result, TaskError):
+        raise result.exception
+    return result
 
 
 def _async_entry(f: Any) -> Any:

@@ -7,7 +7,7 @@ shows the bad value and suggests what to pass instead.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, List, Optional
 
 __all__ = [
     "as_args_list",
@@ -21,7 +21,10 @@ __all__ = [
 
 def describe(value: Any) -> str:
     """Name a value for an error message: its type and a short repr."""
-    text = repr(value)
+    try:
+        text = " ".join(repr(value).split())
+    except Exception:
+        text = "<repr failed>"
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
@@ -36,12 +39,17 @@ def check_callable(f: Any, name: str) -> None:
 
 
 def as_callables(fs: Any, name: str = "fs") -> List[Callable]:
-    """Copy an iterable of callables into a new list, checking each item."""
-    if callable(fs) or isinstance(fs, (str, bytes)):
-        raise TypeError(
-            f"{name} must be an iterable of callables, got {describe(fs)}; "
-            f"wrap a single callable in a list: [{type(fs).__name__}]"
-        )
+    """Copy an iterable of callables into a new list, checking each item.
+
+    A ``ModuleDict`` contributes its modules, not its keys.
+    """
+    values = getattr(fs, "values", None)
+    if callable(values) and _is_module_dict(fs):
+        fs = list(values())
+    iterable = hasattr(fs, "__iter__") and not isinstance(fs, (str, bytes))
+    if not iterable:
+        hint = "; wrap a single callable in a list, as in [f]" if callable(fs) else ""
+        raise TypeError(f"{name} must be an iterable of callables, got {describe(fs)}{hint}")
     try:
         callables = list(fs)
     except TypeError:
@@ -152,5 +160,7 @@ def pad(items: Optional[list], length: int, filler: Any, name: str) -> Optional[
     return items
 
 
-def is_iterable(value: Any) -> bool:
-    return isinstance(value, Iterable)
+def _is_module_dict(value: Any) -> bool:
+    from msgflux.nn.modules import ModuleDict
+
+    return isinstance(value, ModuleDict)

@@ -38,9 +38,9 @@ class Module:
     Subclasses define ``forward`` (sync), ``aforward`` (async), or both.
     ``module(*args)`` calls ``forward``; ``await module.acall(*args)`` calls
     ``aforward``. A module that defines only one of them still works both
-    ways. For a sync-only module, ``acall`` runs ``forward`` in a worker
-    thread (``asyncio.to_thread``, which copies the ``contextvars`` context),
-    so the event loop never blocks. For an async-only module, a sync call
+    ways. For a sync-only module, ``acall`` runs ``forward`` on msgflux's
+    worker pool in a copy of the ``contextvars`` context, so the event loop
+    never blocks. For an async-only module, a sync call
     runs ``aforward`` on msgflux's background event loop and blocks the
     calling thread until it finishes, so coroutines should use ``acall``.
 
@@ -102,9 +102,9 @@ class Module:
                 f"{type(self).__name__} defines neither forward() nor aforward(); "
                 "define at least one of them to make the module callable"
             )
-        # TODO: run this on msgflux's worker pool instead of asyncio's default
-        # executor, whose small thread limit queues many concurrent calls.
-        return await asyncio.to_thread(self.forward, *args, **kwargs)
+        from msgflux._aio import run_sync
+
+        return await run_sync(self.forward, *args, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``forward`` and return its result."""
