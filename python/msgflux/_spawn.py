@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextvars
 import logging
 import os
 import time
-from typing import Any, Callable, Set
+from typing import Any, Callable, Dict, List, Set
 
 from msgflux import _config, _core, _loop
 from msgflux._validate import check_callable
@@ -103,21 +104,39 @@ def _pending_async() -> int:
 
 
 def _wait_async(deadline: float) -> None:
-    while _pending_async() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    by_loop: Dict[asyncio.AbstractEventLoop, List[asyncio.Task]] = {}
+    for task in list(_spawned_tasks):
+        if not task.done():
+            by_loop.setdefault(task.get_loop(), []).append(task)
+    for loop, tasks in by_loop.items():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            waiter = asyncio.run_coroutine_threadsafe(asyncio.wait(tasks), loop)
+            waiter.result(remaining)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            # Out of time, or the loop is already closed: count what is left.
+            continue
 
 
 def _at_exit() -> None:
     grace = _config.exit_grace
     deadline = time.monotonic() + grace
-    pending_sync = _core.wait_spawned(grace)
-    _wait_async(deadline)
-    pending = pending_sync + _pending_async()
+    try:
+        pending_sync = _core.wait_spawned(grace)
+        _wait_async(deadline)
+        pending = pending_sync + _pending_async()
+        reason = f"still running {grace:.1f} s after exit began"
+    except KeyboardInterrupt:
+        # A second Ctrl-C during the grace period means: exit now.
+        pending = _core.pool_stats()["spawned_pending"] + _pending_async()
+        reason = "exit was interrupted with Ctrl-C"
     if pending:
         logger.warning(
-            "abandoning %d spawned task(s) still running %.1f s after exit began; "
+            "abandoning %d spawned task(s): %s; "
             "raise exit_grace with msgflux.configure() to wait longer",
-            pending, grace,
+            pending, reason,
         )
     _core.shutdown()
     _loop.stop_all(timeout=0.5)
