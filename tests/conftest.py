@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -25,13 +26,19 @@ def pool_limit():
     msgflux.configure(max_workers=before)
 
 
-def run_python(source: str, timeout: float = 30, env: dict | None = None, **kwargs):
+def run_python(
+    source: str,
+    timeout: float = 30,
+    env: dict | None = None,
+    args_extra: list | None = None,
+    **kwargs,
+):
     """Run a Python program in a fresh interpreter and return the completed process."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)],
+        [sys.executable, "-c", textwrap.dedent(source), *(args_extra or [])],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -69,3 +76,28 @@ def run_async(request):
             return runner.run(coroutine)
 
     return run
+
+
+def _foreign_threads():
+    # Library-owned threads (background loops) live for the whole process,
+    # and dummy entries stand for pool workers that asked for their thread.
+    return {
+        thread
+        for thread in threading.enumerate()
+        if not thread.name.startswith("msgflux-")
+        and not isinstance(thread, threading._DummyThread)
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind():
+    """Fail a test that leaves behind a thread it started."""
+    before = _foreign_threads()
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leftover = _foreign_threads() - before
+        if not leftover or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not leftover, f"threads left running after the test: {sorted(t.name for t in leftover)}"

@@ -1,0 +1,104 @@
+"""Scale: a million tasks, ten thousand blocked threads, many gathers in a row.
+
+Each runs in a fresh interpreter so that memory and thread counts are its own.
+"""
+
+import json
+
+import pytest
+
+from conftest import run_python
+
+PEAK_MEMORY = """
+    import json, resource, sys
+    import msgflux.nn.functional as F
+    count, run_gather = int(sys.argv[1]), sys.argv[2] == "gather"
+    args = [()] * count
+    F.map_gather(int, args_list=[()])  # start the pool in both runs
+    if run_gather:
+        results = F.map_gather(int, args_list=args)
+        assert len(results) == count and results[-1] == 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak": peak}))
+"""
+
+
+def peak_bytes(count, mode):
+    result = run_python(PEAK_MEMORY, timeout=120, args_extra=[str(count), mode])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["peak"]
+
+
+def peak_bytes_per_task(count):
+    """Peak memory of a gather beyond its inputs, including the result tuple."""
+    return (peak_bytes(count, "gather") - peak_bytes(count, "inputs only")) / count
+
+
+def test_million_task_gather_uses_under_200_bytes_per_task():
+    assert peak_bytes_per_task(1_000_000) < 200
+
+
+def test_gather_memory_grows_linearly_with_the_task_count():
+    # Below about a million tasks the allocator reuses memory freed at start-up,
+    # which hides part of the cost, so compare sizes above that.
+    smaller = peak_bytes_per_task(1_000_000)
+    larger = peak_bytes_per_task(3_000_000)
+
+    assert 0.8 < larger / smaller < 1.25
+
+
+def test_10000_blocking_tasks_run_at_once_with_a_raised_limit():
+    result = run_python(
+        """
+        import threading
+        import msgflux, msgflux.nn.functional as F
+        msgflux.configure(max_workers=10_000)
+        barrier = threading.Barrier(10_000, timeout=60)
+        results = F.map_gather(barrier.wait, args_list=[()] * 10_000)
+        print(len(set(results)))
+        """,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "10000"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_back_to_back_gathers_leave_memory_and_threads_flat(kind):
+    result = run_python(
+        """
+        import asyncio, json, os, sys
+        import msgflux, msgflux.nn.functional as F
+
+        async def negate(x):
+            return -x
+
+        def rss():
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+        def one_round():
+            if sys.argv[1] == "sync":
+                F.map_gather(abs, args_list=[(-i,) for i in range(100)])
+                F.bcast_gather([negate, abs], 3, timeout=5)
+            else:
+                asyncio.run(F.amap_gather(negate, args_list=[(i,) for i in range(100)]))
+
+        for _ in range(200):
+            one_round()
+        before = (rss(), msgflux.pool_stats()["workers"])
+        for _ in range(1000):
+            one_round()
+        after = (rss(), msgflux.pool_stats()["workers"])
+        print(json.dumps({"before": before, "after": after, "cpus": os.cpu_count()}))
+        """,
+        timeout=120,
+        args_extra=[kind],
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    (rss_before, workers_before), (rss_after, workers_after) = report["before"], report["after"]
+    assert rss_after - rss_before < 4 * 1024 * 1024
+    assert workers_after <= max(workers_before, report["cpus"])
