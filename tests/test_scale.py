@@ -39,12 +39,11 @@ def test_million_task_gather_uses_under_200_bytes_per_task():
 
 
 def test_gather_memory_grows_linearly_with_the_task_count():
-    # Below about a million tasks the allocator reuses memory freed at start-up,
-    # which hides part of the cost, so compare sizes above that.
-    smaller = peak_bytes_per_task(1_000_000)
-    larger = peak_bytes_per_task(3_000_000)
+    peaks = [peak_bytes(count, "gather") for count in (1_000_000, 2_000_000, 3_000_000)]
 
-    assert 0.8 < larger / smaller < 1.25
+    # Each extra million tasks costs the same memory, within 25 %.
+    first_step, second_step = peaks[1] - peaks[0], peaks[2] - peaks[1]
+    assert 0.75 < second_step / first_step < 1.25
 
 
 def test_10000_blocking_tasks_run_at_once_with_a_raised_limit():
