@@ -9,6 +9,11 @@ libdir=$(python -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))'
 export LD_LIBRARY_PATH="${libdir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYO3_PYTHON="$(command -v python)"
 cargo test --quiet --no-default-features
+if cargo clippy --version >/dev/null 2>&1; then
+    cargo clippy --quiet --all-targets --no-default-features -- -D warnings
+else
+    echo "cargo clippy is not installed; skipping the lint step" >&2
+fi
 
 # -X dev turns on asyncio's debug checks and shows ResourceWarnings, which the
 # pytest configuration makes errors.

@@ -29,7 +29,10 @@ impl PerTask {
             PerTask::Shared(object) => object.bind(py).clone(),
             // The list is a private copy made at submit time and never
             // resized, so the index is always in range.
-            PerTask::Each(list) => list.bind(py).get_item(index).expect("index checked by board"),
+            PerTask::Each(list) => list
+                .bind(py)
+                .get_item(index)
+                .expect("index checked by board"),
         }
     }
 }
@@ -100,7 +103,11 @@ impl BatchCore {
 
     /// Runs claimed tasks until the board has none left, counting each in
     /// `completed` as it ends. Returns how many ran.
-    pub fn run_claimed(self: &std::sync::Arc<Self>, py: Python<'_>, completed: &AtomicU64) -> usize {
+    pub fn run_claimed(
+        self: &std::sync::Arc<Self>,
+        py: Python<'_>,
+        completed: &AtomicU64,
+    ) -> usize {
         let mut ran = 0;
         while let Some(index) = self.board.claim() {
             self.run_one(py, index);
@@ -142,10 +149,7 @@ impl BatchCore {
         let callable = self.callables.get(py, index);
         let args = self.args.get(py, index);
         let args = args.cast::<PyTuple>().map_err(PyErr::from)?;
-        let kwargs = match &self.kwargs {
-            Some(per_task) => Some(per_task.get(py, index)),
-            None => None,
-        };
+        let kwargs = self.kwargs.as_ref().map(|per_task| per_task.get(py, index));
         let kwargs = match &kwargs {
             Some(k) if !k.is_none() => Some(k.cast::<PyDict>().map_err(PyErr::from)?),
             _ => None,
@@ -181,17 +185,18 @@ impl BatchCore {
 
     /// Stores the outcome of task `index`, or for spawned work reports it.
     pub fn finish(&self, py: Python<'_>, index: usize, outcome: PyResult<Bound<'_, PyAny>>) {
-        if let Err(err) = &outcome {
-            if err.is_instance_of::<PyKeyboardInterrupt>(py) {
-                if let Kind::Gather = self.kind {
-                    let err = outcome.err().expect("checked above");
-                    self.interrupt.lock().get_or_insert(err);
-                    self.board.close();
-                    self.notify_finished(py);
-                    return;
-                }
+        let outcome = match outcome {
+            Err(err)
+                if matches!(self.kind, Kind::Gather)
+                    && err.is_instance_of::<PyKeyboardInterrupt>(py) =>
+            {
+                self.interrupt.lock().get_or_insert(err);
+                self.board.close();
+                self.notify_finished(py);
+                return;
             }
-        }
+            other => other,
+        };
         match self.kind {
             Kind::Gather => {
                 let word = match outcome {
@@ -290,7 +295,9 @@ impl BatchCore {
              ({unfinished} of {} tasks unfinished)",
             self.board.len()
         );
-        let exc = PyTimeoutError::new_err(message).into_value(py).into_bound(py);
+        let exc = PyTimeoutError::new_err(message)
+            .into_value(py)
+            .into_bound(py);
         task_error_type(py)?.call1((index, exc))
     }
 }
@@ -389,7 +396,9 @@ fn report_spawn_failure(py: Python<'_>, err: PyErr, callable: &Bound<'_, PyAny>)
                 hook_error.write_unraisable(py, Some(callable));
             }
         }
-        None => PyErr::from_value(exc.into_bound(py).into_any()).write_unraisable(py, Some(callable)),
+        None => {
+            PyErr::from_value(exc.into_bound(py).into_any()).write_unraisable(py, Some(callable))
+        }
     }
 }
 
@@ -423,7 +432,11 @@ impl PyBatch {
 
     /// Calls task `index` in a fresh copy of the caller's context and returns
     /// `(result, context)`; exceptions propagate.
-    fn call<'py>(&self, py: Python<'py>, index: usize) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        index: usize,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         self.check_index(index)?;
         let context = copy_context(py, &self.core.context)?;
         let result = self.core.call_in(py, index, &context)?;

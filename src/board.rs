@@ -98,7 +98,10 @@ impl Board {
     pub fn close(&self) -> usize {
         self.closed.store(true, Ordering::Release);
         // usize::MAX / 2 leaves room for the fetch_add of late claimers.
-        let claimed = self.next.swap(usize::MAX / 2, Ordering::AcqRel).min(self.len);
+        let claimed = self
+            .next
+            .swap(usize::MAX / 2, Ordering::AcqRel)
+            .min(self.len);
         self.mark_finished();
         claimed
     }
@@ -130,7 +133,11 @@ impl Board {
     pub fn wait_until(&self, until: Instant) -> WaitOutcome {
         let mut finished = self.finished.lock();
         while !*finished {
-            if self.finished_cv.wait_until(&mut finished, until).timed_out() {
+            if self
+                .finished_cv
+                .wait_until(&mut finished, until)
+                .timed_out()
+            {
                 return if *finished {
                     WaitOutcome::Finished
                 } else {

@@ -49,14 +49,18 @@ pub fn new_batch(
         timeout,
     );
     let _ = py;
-    Ok(PyBatch { core: Arc::new(core) })
+    Ok(PyBatch {
+        core: Arc::new(core),
+    })
 }
 
 /// Queues a batch on the worker pool.
 #[pyfunction]
 pub fn submit(batch: &Bound<'_, PyBatch>) -> PyResult<()> {
     let core = Arc::clone(&batch.get().core);
-    pool().and_then(|p| p.submit(core)).map_err(PyRuntimeError::new_err)
+    pool()
+        .and_then(|p| p.submit(core))
+        .map_err(PyRuntimeError::new_err)
 }
 
 /// Runs `callable(*args, **kwargs)` on the pool without waiting. Failures go

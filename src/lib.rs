@@ -30,7 +30,9 @@ fn configure<'py>(
     let pool = current_pool()?;
     if let Some(n) = max_workers {
         if n == 0 {
-            return Err(PyValueError::new_err("max_workers must be at least 1, got 0"));
+            return Err(PyValueError::new_err(
+                "max_workers must be at least 1, got 0",
+            ));
         }
         pool.config.set_max_workers(n);
         pool.wake_idle();
@@ -41,7 +43,8 @@ fn configure<'py>(
                 "idle_timeout must be a positive number of seconds, got {seconds}"
             )));
         }
-        pool.config.set_idle_timeout(Duration::from_secs_f64(seconds));
+        pool.config
+            .set_idle_timeout(Duration::from_secs_f64(seconds));
     }
     let limits = PyDict::new(py);
     limits.set_item("max_workers", pool.config.max_workers())?;

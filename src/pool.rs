@@ -74,7 +74,12 @@ pub fn pool() -> Result<&'static Pool, String> {
         return Ok(unsafe { &*current });
     }
     let fresh = Box::into_raw(Box::new(Pool::new(Config::from_env()?)));
-    match POOL.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+    match POOL.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         // SAFETY: `fresh` came from Box::into_raw and is now published for good.
         Ok(_) => Ok(unsafe { &*fresh }),
         Err(winner) => {
@@ -123,9 +128,11 @@ impl Pool {
         }
         let mut queue = self.queue.lock();
         if queue.shutdown {
-            return Err("the msgflux worker pool is shut down because the interpreter is exiting; \
+            return Err(
+                "the msgflux worker pool is shut down because the interpreter is exiting; \
                         submit work before exit begins"
-                .to_string());
+                    .to_string(),
+            );
         }
         if on_worker_thread() {
             queue.batches.push_front(batch);
@@ -310,7 +317,12 @@ impl Pool {
     /// many are still pending.
     pub fn wait_spawned_until(&self, until: Instant) -> usize {
         let mut pending = self.spawned_pending.lock();
-        while *pending > 0 && !self.spawned_done.wait_until(&mut pending, until).timed_out() {}
+        while *pending > 0
+            && !self
+                .spawned_done
+                .wait_until(&mut pending, until)
+                .timed_out()
+        {}
         *pending
     }
 
@@ -369,12 +381,18 @@ fn next_batch(queue: &mut Queue) -> Option<Arc<BatchCore>> {
 }
 
 fn has_waiting_work(queue: &Queue) -> bool {
-    queue.batches.iter().any(|b| b.board.unclaimed() > 0 && !b.board.is_closed())
+    queue
+        .batches
+        .iter()
+        .any(|b| b.board.unclaimed() > 0 && !b.board.is_closed())
 }
 
 /// CPU seconds used by the whole process so far.
 fn process_cpu_time() -> f64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `now` is a valid, writable timespec for the duration of the call.
     let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
     if status != 0 {

@@ -42,7 +42,10 @@ pub fn wait_batch<'py>(py: Python<'py>, core: &Arc<BatchCore>) -> PyResult<Bound
         if py.detach(|| board.wait_until(slice_end)) == WaitOutcome::Finished {
             break;
         }
-        if core.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if core
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
             break;
         }
         if let Err(err) = py.check_signals() {
