@@ -14,7 +14,7 @@ import functools
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from msgflux import _core
+from msgflux import _backends, _core
 from msgflux._errors import TaskError
 from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
 from msgflux._loop import HAS_TASK_CONTEXT, _close
@@ -122,10 +122,15 @@ async def arun_batch(
     kwargs: Any,
     timeout: Optional[float],
     all_async: bool,
+    backend: Optional[str] = None,
 ) -> Tuple[Any, ...]:
     """Run a checked batch on the running loop and the worker pool."""
+    name = _backends.resolve(backend)
     if count == 0:
         return ()
+    if name != "threads":
+        calls = _backends.split_calls(count, callables, args, kwargs)
+        return await _backends.load(name).arun(calls, timeout)
     loop = asyncio.get_running_loop()
     children = _Children(loop)
     batch = _core.new_batch(
@@ -174,6 +179,7 @@ async def amap_gather(
     args_list: Iterable[Any],
     kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
     timeout: Optional[float] = None,
+    backend: Optional[str] = None,
 ) -> Tuple[Any, ...]:
     """Await one callable on many inputs concurrently and gather the results.
 
@@ -187,6 +193,7 @@ async def amap_gather(
         kwargs_list: One dict of keyword arguments per task, or None. Must
             have as many items as ``args_list``.
         timeout: Seconds for the whole call, or None.
+        backend: Where tasks run; see ``map_gather``.
 
     Returns:
         A tuple with one result per task, in input order, with
@@ -205,7 +212,9 @@ async def amap_gather(
     kwargs = as_kwargs_list(kwargs_list, len(args))
     timeout = check_timeout(timeout)
     f = _async_entry(f)
-    return await arun_batch(len(args), f, args, kwargs, timeout, _is_async_callable(f))
+    return await arun_batch(
+        len(args), f, args, kwargs, timeout, _is_async_callable(f), backend
+    )
 
 
 async def ascatter_gather(
@@ -214,6 +223,7 @@ async def ascatter_gather(
     kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
     *,
     timeout: Optional[float] = None,
+    backend: Optional[str] = None,
 ) -> Tuple[Any, ...]:
     """Await each callable on its own input concurrently.
 
@@ -225,6 +235,7 @@ async def ascatter_gather(
         args_list: One tuple of positional arguments per callable, or None.
         kwargs_list: One dict of keyword arguments per callable, or None.
         timeout: Seconds for the whole call, or None.
+        backend: Where tasks run; see ``map_gather``.
 
     Returns:
         A tuple with one result per callable, in input order, with
@@ -244,13 +255,14 @@ async def ascatter_gather(
     kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
     timeout = check_timeout(timeout)
     all_async = all(_is_async_callable(f) for f in callables)
-    return await arun_batch(count, callables, args, kwargs, timeout, all_async)
+    return await arun_batch(count, callables, args, kwargs, timeout, all_async, backend)
 
 
 async def abcast_gather(
     fs: Iterable[Callable[..., Any]],
     *args: Any,
     timeout: Optional[float] = None,
+    backend: Optional[str] = None,
     **kwargs: Any,
 ) -> Tuple[Any, ...]:
     """Await every callable on the same arguments concurrently.
@@ -262,6 +274,7 @@ async def abcast_gather(
         fs: The callables; any iterable.
         *args: Positional arguments passed to every callable.
         timeout: Seconds for the whole call, or None.
+        backend: Where tasks run; see ``map_gather``.
         **kwargs: Keyword arguments passed to every callable.
 
     Returns:
@@ -279,7 +292,7 @@ async def abcast_gather(
     all_async = all(_is_async_callable(f) for f in callables)
     shared_kwargs = kwargs if kwargs else None
     return await arun_batch(
-        len(callables), callables, args, shared_kwargs, timeout, all_async
+        len(callables), callables, args, shared_kwargs, timeout, all_async, backend
     )
 
 

@@ -7,7 +7,7 @@ import inspect
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from msgflux import _core
+from msgflux import _backends, _core
 from msgflux._errors import TaskError
 from msgflux._loop import AsyncBatch, loop_depth
 from msgflux._validate import (
@@ -41,11 +41,16 @@ def run_batch(
     kwargs: Any,
     timeout: Optional[float],
     all_async: bool,
+    backend: Optional[str] = None,
 ) -> Tuple[Any, ...]:
     """Run a checked batch to completion or to its deadline, in the caller's
     context, and return the results in input order."""
+    name = _backends.resolve(backend)
     if count == 0:
         return ()
+    if name != "threads":
+        calls = _backends.split_calls(count, callables, args, kwargs)
+        return _backends.load(name).run(calls, timeout)
     aio = AsyncBatch(loop_depth())
     batch = _core.new_batch(
         count,
@@ -86,6 +91,7 @@ def map_gather(
     args_list: Iterable[Any],
     kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
     timeout: Optional[float] = None,
+    backend: Optional[str] = None,
 ) -> Tuple[Any, ...]:
     """Call one callable on many inputs concurrently and gather the results.
 
@@ -100,6 +106,9 @@ def map_gather(
         kwargs_list: One dict of keyword arguments per task, or None. Must
             have as many items as ``args_list``.
         timeout: Seconds for the whole call, or None to wait for every task.
+        backend: ``"threads"`` (the default), ``"processes"`` or ``"dask"``;
+            None uses the innermost ``F.backend()`` block, then the
+            ``MSGFLUX_BACKEND`` environment variable.
 
     Returns:
         A tuple with one result per task, in input order whatever order the
@@ -112,8 +121,10 @@ def map_gather(
         TypeError: If ``f`` is not callable, an ``args_list`` item is not a
             tuple or list, a ``kwargs_list`` item is not a dict, or
             ``timeout`` is not a number.
-        ValueError: If ``kwargs_list`` and ``args_list`` differ in length, or
-            ``timeout`` is not positive.
+        ValueError: If ``kwargs_list`` and ``args_list`` differ in length,
+            ``timeout`` is not positive, or ``backend`` is unknown.
+        ImportError: If the backend's optional packages are missing; the
+            message names the extra to install.
         KeyboardInterrupt: On Ctrl-C while waiting, or when a task raises it;
             tasks not yet started are cancelled.
     """
@@ -121,7 +132,9 @@ def map_gather(
     args = as_args_list(args_list)
     kwargs = as_kwargs_list(kwargs_list, len(args))
     timeout = check_timeout(timeout)
-    return run_batch(len(args), f, args, kwargs, timeout, _is_async_callable(f))
+    return run_batch(
+        len(args), f, args, kwargs, timeout, _is_async_callable(f), backend
+    )
 
 
 def scatter_gather(
@@ -130,6 +143,7 @@ def scatter_gather(
     kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
     *,
     timeout: Optional[float] = None,
+    backend: Optional[str] = None,
 ) -> Tuple[Any, ...]:
     """Call each callable on its own input concurrently and gather the results.
 
@@ -142,6 +156,7 @@ def scatter_gather(
             or None to pass none.
         kwargs_list: One dict of keyword arguments per callable, or None.
         timeout: Seconds for the whole call, or None to wait for every task.
+        backend: Where tasks run; see ``map_gather``.
 
     Returns:
         A tuple with one result per callable, in input order, with
@@ -163,13 +178,14 @@ def scatter_gather(
     kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
     timeout = check_timeout(timeout)
     all_async = all(_is_async_callable(f) for f in callables)
-    return run_batch(count, callables, args, kwargs, timeout, all_async)
+    return run_batch(count, callables, args, kwargs, timeout, all_async, backend)
 
 
 def bcast_gather(
     fs: Iterable[Callable[..., Any]],
     *args: Any,
     timeout: Optional[float] = None,
+    backend: Optional[str] = None,
     **kwargs: Any,
 ) -> Tuple[Any, ...]:
     """Call every callable on the same arguments concurrently.
@@ -181,6 +197,7 @@ def bcast_gather(
         fs: The callables; any iterable.
         *args: Positional arguments passed to every callable.
         timeout: Seconds for the whole call, or None to wait for every task.
+        backend: Where tasks run; see ``map_gather``.
         **kwargs: Keyword arguments passed to every callable.
 
     Returns:
@@ -198,7 +215,9 @@ def bcast_gather(
     timeout = check_timeout(timeout)
     all_async = all(_is_async_callable(f) for f in callables)
     shared_kwargs = kwargs if kwargs else None
-    return run_batch(len(callables), callables, args, shared_kwargs, timeout, all_async)
+    return run_batch(
+        len(callables), callables, args, shared_kwargs, timeout, all_async, backend
+    )
 
 
 def wait_for(

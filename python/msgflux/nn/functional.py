@@ -7,6 +7,7 @@ with a ``TaskError`` in the slot of each task that failed or timed out.
 """
 
 from msgflux._aio import abcast_gather, amap_gather, ascatter_gather
+from msgflux._backends import backend
 from msgflux._events import await_for_event, set_event, wait_for_event
 from msgflux._gather import bcast_gather, map_gather, scatter_gather, wait_for
 from msgflux._spawn import aspawn, spawn
@@ -17,6 +18,7 @@ __all__ = [
     "ascatter_gather",
     "aspawn",
     "await_for_event",
+    "backend",
     "bcast_gather",
     "map_gather",
     "scatter_gather",
