@@ -6,7 +6,8 @@
 //! 8-byte aligned, which leaves the low bits free.
 
 use crate::board::Board;
-use parking_lot::Mutex;
+use crate::sync::Mutex;
+use crate::task_error::TaskError;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTimeoutError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -59,19 +60,10 @@ pub struct BatchCore {
     on_finished: Mutex<Option<Py<PyAny>>>,
 }
 
-static TASK_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SPAWN_FAILURE_HOOK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 pub fn set_spawn_failure_hook(py: Python<'_>, hook: Py<PyAny>) {
     let _ = SPAWN_FAILURE_HOOK.set(py, hook);
-}
-
-fn task_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    TASK_ERROR
-        .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-            Ok(py.import("msgflux._errors")?.getattr("TaskError")?.unbind())
-        })
-        .map(|t| t.bind(py))
 }
 
 impl BatchCore {
@@ -94,7 +86,10 @@ impl BatchCore {
             kwargs,
             context,
             on_awaitable,
-            deadline: timeout.map(|t| Instant::now() + std::time::Duration::from_secs_f64(t)),
+            // A timeout too large for an Instant is no deadline at all.
+            deadline: timeout
+                .and_then(|t| std::time::Duration::try_from_secs_f64(t).ok())
+                .and_then(|d| Instant::now().checked_add(d)),
             timeout,
             interrupt: Mutex::new(None),
             on_finished: Mutex::new(None),
@@ -242,16 +237,26 @@ impl BatchCore {
         let words: Vec<usize> = (0..len).map(|i| self.board.seal(i)).collect();
         let unfinished = words.iter().filter(|&&w| w == 0).count();
 
+        // One TimeoutError serves every unfinished slot: building one per slot
+        // would put work proportional to the batch after the deadline.
+        let timeout_error = if unfinished > 0 {
+            Some(self.timeout_error(py, unfinished))
+        } else {
+            None
+        };
         let mut items = Vec::with_capacity(len);
         let mut words = words.into_iter().enumerate();
         let mut pending_error = None;
         for (index, word) in words.by_ref() {
             let item = if word == 0 {
-                self.timeout_error(py, index, unfinished)
+                let exc = timeout_error
+                    .as_ref()
+                    .expect("set when a slot is unfinished");
+                TaskError::create(py, index, exc.clone_ref(py)).map(|e| e.into_bound(py))
             } else if word & FAILURE_TAG != 0 {
                 // SAFETY: tagged words are owned exception pointers stored by `finish`.
                 let exc = unsafe { Bound::from_owned_ptr(py, (word & !FAILURE_TAG) as *mut _) };
-                task_error_type(py).and_then(|t| t.call1((index, exc)))
+                TaskError::create(py, index, exc.unbind()).map(|e| e.into_bound(py))
             } else {
                 // SAFETY: untagged words are owned object pointers stored by `finish`.
                 Ok(unsafe { Bound::from_owned_ptr(py, word as *mut _) })
@@ -283,22 +288,14 @@ impl BatchCore {
         }
     }
 
-    fn timeout_error<'py>(
-        &self,
-        py: Python<'py>,
-        index: usize,
-        unfinished: usize,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn timeout_error(&self, py: Python<'_>, unfinished: usize) -> Py<PyAny> {
         let limit = self.timeout.unwrap_or(0.0);
         let message = format!(
-            "task {index} did not finish within the {limit} s timeout \
+            "task did not finish within the {limit} s timeout \
              ({unfinished} of {} tasks unfinished)",
             self.board.len()
         );
-        let exc = PyTimeoutError::new_err(message)
-            .into_value(py)
-            .into_bound(py);
-        task_error_type(py)?.call1((index, exc))
+        PyTimeoutError::new_err(message).into_value(py).into_any()
     }
 }
 

@@ -12,7 +12,7 @@
 //! - [`Board::fill`] and [`Board::seal`] race on one compare-and-swap per slot,
 //!   so a result either lands before the seal or is handed back to be dropped.
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -133,11 +133,9 @@ impl Board {
     pub fn wait_until(&self, until: Instant) -> WaitOutcome {
         let mut finished = self.finished.lock();
         while !*finished {
-            if self
-                .finished_cv
-                .wait_until(&mut finished, until)
-                .timed_out()
-            {
+            let (guard, timed_out) = self.finished_cv.wait_until(finished, until);
+            finished = guard;
+            if timed_out {
                 return if *finished {
                     WaitOutcome::Finished
                 } else {

@@ -6,6 +6,8 @@ mod board;
 mod config;
 mod gather;
 mod pool;
+mod sync;
+mod task_error;
 mod unwind;
 mod wait;
 
@@ -111,6 +113,7 @@ fn _panic(message: &str) {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<batch::PyBatch>()?;
+    m.add_class::<task_error::TaskError>()?;
     m.add_function(wrap_pyfunction!(gather::new_batch, m)?)?;
     m.add_function(wrap_pyfunction!(gather::submit, m)?)?;
     m.add_function(wrap_pyfunction!(gather::spawn, m)?)?;

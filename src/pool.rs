@@ -19,7 +19,7 @@
 
 use crate::batch::{BatchCore, Kind};
 use crate::config::Config;
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 use pyo3::Python;
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -215,10 +215,8 @@ impl Pool {
                 break;
             }
             queue.idle += 1;
-            let timed_out = self
-                .work_ready
-                .wait_for(&mut queue, self.config.idle_timeout())
-                .timed_out();
+            let (guard, timed_out) = self.work_ready.wait_for(queue, self.config.idle_timeout());
+            queue = guard;
             queue.idle -= 1;
             if timed_out && queue.batches.is_empty() {
                 break;
@@ -238,9 +236,9 @@ impl Pool {
                 let mut queue = self.queue.lock();
                 while !queue.shutdown && !has_waiting_work(&queue) {
                     let idle_for = self.config.idle_timeout();
-                    if self.monitor_wake.wait_for(&mut queue, idle_for).timed_out()
-                        && !has_waiting_work(&queue)
-                    {
+                    let (guard, timed_out) = self.monitor_wake.wait_for(queue, idle_for);
+                    queue = guard;
+                    if timed_out && !has_waiting_work(&queue) {
                         queue.monitor_alive = false;
                         return;
                     }
@@ -317,12 +315,13 @@ impl Pool {
     /// many are still pending.
     pub fn wait_spawned_until(&self, until: Instant) -> usize {
         let mut pending = self.spawned_pending.lock();
-        while *pending > 0
-            && !self
-                .spawned_done
-                .wait_until(&mut pending, until)
-                .timed_out()
-        {}
+        while *pending > 0 {
+            let (guard, timed_out) = self.spawned_done.wait_until(pending, until);
+            pending = guard;
+            if timed_out {
+                break;
+            }
+        }
         *pending
     }
 

@@ -107,3 +107,28 @@ def test_timeout_abandons_sync_callables_still_running(run_async, gate):
     assert elapsed < 0.3
     assert isinstance(results[0].exception, TimeoutError)
     assert results[1] == 10
+
+
+def test_timeout_holds_when_coroutines_ignore_cancellation(run_async):
+    async def main():
+        stop = asyncio.Event()
+
+        async def stubborn():
+            while not stop.is_set():
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    pass
+
+        started = time.monotonic()
+        results = await F.abcast_gather([stubborn, stubborn], timeout=0.2)
+        elapsed = time.monotonic() - started
+        stop.set()
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        return elapsed, results
+
+    elapsed, results = run_async(main())
+
+    assert elapsed < 0.3
+    assert all(isinstance(r.exception, TimeoutError) for r in results)

@@ -92,8 +92,8 @@ def test_ctrl_c_interrupts_wait_for_event():
         """
         import asyncio, time
         import msgflux.nn.functional as F
-        print("waiting", flush=True)
         try:
+            print("waiting", flush=True)
             F.wait_for_event(asyncio.Event())
         except KeyboardInterrupt:
             print("interrupted", time.monotonic(), flush=True)

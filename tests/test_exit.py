@@ -79,8 +79,8 @@ def test_ctrl_c_while_spawned_tasks_run_interrupts_the_main_thread():
         msgflux.configure(exit_grace=0.1)
         for _ in range(4):
             F.spawn(threading.Event().wait, 3600)
-        print("running", flush=True)
         try:
+            print("running", flush=True)
             time.sleep(30)
         except KeyboardInterrupt:
             print("interrupted", flush=True)

@@ -16,8 +16,8 @@ CHILD = textwrap.dedent(
     import sys, threading, time
     import msgflux.nn.functional as F
     never = threading.Event()
-    print("waiting", flush=True)
     try:
+        print("waiting", flush=True)
         F.map_gather(lambda i: never.wait(30), args_list=[(i,) for i in range(4)])
     except KeyboardInterrupt:
         print("interrupted", time.monotonic(), flush=True)

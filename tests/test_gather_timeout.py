@@ -87,3 +87,31 @@ def test_wait_for_returns_task_error_at_the_deadline(gate):
 
 def test_infinite_timeout_means_no_deadline():
     assert F.map_gather(abs, args_list=[(-1,)], timeout=float("inf")) == (1,)
+
+
+def test_huge_timeouts_mean_no_deadline():
+    assert F.map_gather(abs, args_list=[(-1,)], timeout=1e19) == (1,)
+    assert F.wait_for(abs, -2, timeout=1e300) == 2
+    assert F.bcast_gather([abs], -3, timeout=10**400) == (3,)
+
+
+def test_huge_timeout_for_an_event_wait_does_not_overflow():
+    import asyncio
+
+    event = asyncio.Event()
+    timer = threading.Timer(0.05, lambda: F.set_event(event))
+    timer.start()
+
+    assert F.wait_for_event(event, timeout=1e10) is True
+    timer.join(5)
+
+
+def test_deadline_too_large_for_the_core_is_no_deadline():
+    from msgflux import _core
+    import contextvars
+
+    batch = _core.new_batch(1, abs, [(-4,)], None, contextvars.copy_context(), 1e19, None)
+    _core.submit(batch)
+
+    assert batch.remaining() is None
+    assert batch.wait() == (4,)

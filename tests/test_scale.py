@@ -43,7 +43,7 @@ def test_gather_memory_grows_linearly_with_the_task_count():
 
     # Each extra million tasks costs the same memory, within 25 %.
     first_step, second_step = peaks[1] - peaks[0], peaks[2] - peaks[1]
-    assert 0.75 < second_step / first_step < 1.25
+    assert 0.75 < second_step / first_step < 1.25, peaks
 
 
 def test_10000_blocking_tasks_run_at_once_with_a_raised_limit():

@@ -31,11 +31,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["abcast_gather", "amap_gather", "ascatter_gather"]
 
-# How long a finished or cancelled gather waits for its cancelled child
-# coroutines to unwind. Well-behaved coroutines need one loop iteration; this
-# bounds the wait for ones that resist cancellation.
-_CANCEL_GRACE = 0.1
-
 
 class _Children:
     """Child tasks of one async gather, all on the caller's loop.
@@ -91,12 +86,20 @@ class _Children:
             raise
 
     async def cancel_and_wait(self) -> None:
+        """Cancel unfinished children and give them one loop iteration.
+
+        A cancelled child handles its CancelledError in the next iteration,
+        before this coroutine resumes, so cleanup without further awaits is
+        done on return. Children that await during cleanup, or ignore the
+        cancellation, finish on the loop later: waiting for them would break
+        the deadline.
+        """
         tasks = [task for task in self.tasks if not task.done()]
         if not tasks:
             return
         for task in tasks:
             task.cancel()
-        await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
+        await asyncio.sleep(0)
 
 
 async def _run_child(batch: Any, index: int, awaitable: Any) -> None:
@@ -199,7 +202,8 @@ async def amap_gather(
         A tuple with one result per task, in input order, with
         ``TaskError`` slots for failures. At the deadline the await finishes:
         unfinished tasks hold ``TaskError(TimeoutError)``, their coroutines
-        are cancelled, and sync calls still running are abandoned.
+        are cancelled (and get one loop iteration to clean up before the
+        await returns), and sync calls still running are abandoned.
 
     Raises:
         TypeError: If ``f`` is not callable or an argument has the wrong type.

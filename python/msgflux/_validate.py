@@ -7,6 +7,7 @@ shows the bad value and suggests what to pass instead.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Callable, List, Optional
 
 __all__ = [
@@ -135,13 +136,19 @@ def check_timeout(timeout: Any) -> Optional[float]:
             raise TypeError(
                 f"timeout must be a number of seconds or None, got {describe(timeout)}"
             ) from None
-    timeout = float(timeout)
+    try:
+        timeout = float(timeout)
+    except OverflowError:
+        # An int too large for a float: as far off as infinity, or as negative.
+        timeout = math.inf if timeout > 0 else -math.inf
     if math.isnan(timeout) or timeout <= 0:
         raise ValueError(
             f"timeout must be a positive number of seconds, got {timeout!r}; "
             "pass None for no deadline"
         )
-    if math.isinf(timeout):
+    if timeout >= threading.TIMEOUT_MAX:
+        # Beyond what the platform's timed waits accept (about 292 years on
+        # Linux): no deadline that could ever pass.
         return None
     return timeout
 
