@@ -54,3 +54,42 @@ def test_gathers_work_in_multiprocessing_fork_workers():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[2, 4, 6]"
+
+
+FORK_WHILE_BUSY = """
+    import asyncio, os, threading
+    import msgflux.nn.functional as F
+
+    async def triple(x):
+        await asyncio.sleep(0)
+        return 3 * x
+
+    stop = threading.Event()
+
+    def hammer():
+        # Keeps pool and loop locks busy in the parent while it forks.
+        while not stop.is_set():
+            F.map_gather(abs, args_list=[(-i,) for i in range(50)])
+            F.map_gather(triple, args_list=[(1,), (2,)])
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    statuses = []
+    for _ in range(20):
+        pid = os.fork()
+        if pid == 0:
+            ok = F.map_gather(triple, args_list=[(i,) for i in range(3)], timeout=5) == (0, 3, 6)
+            ok = ok and F.map_gather(abs, args_list=[(-2,)], timeout=5) == (2,)
+            os._exit(0 if ok else 1)
+        statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    stop.set()
+    thread.join()
+    print(statuses)
+"""
+
+
+def test_children_forked_while_the_pool_is_busy_never_hang():
+    result = run_python(FORK_WHILE_BUSY, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str([0] * 20)
