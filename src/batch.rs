@@ -77,9 +77,10 @@ impl BatchCore {
         context: Py<PyAny>,
         on_awaitable: Option<Py<PyAny>>,
         timeout: Option<f64>,
+        max_concurrency: Option<usize>,
     ) -> Self {
         BatchCore {
-            board: Board::new(len),
+            board: Board::with_limit(len, max_concurrency.unwrap_or(usize::MAX)),
             kind,
             callables,
             args,
@@ -180,6 +181,13 @@ impl BatchCore {
 
     /// Stores the outcome of task `index`, or for spawned work reports it.
     pub fn finish(&self, py: Python<'_>, index: usize, outcome: PyResult<Bound<'_, PyAny>>) {
+        // A pool worker claims the next task itself; completions arriving
+        // from an event loop must wake one.
+        if self.board.release() && !crate::pool::on_worker_thread() {
+            if let Ok(pool) = crate::pool::pool() {
+                pool.wake_one();
+            }
+        }
         let outcome = match outcome {
             Err(err)
                 if matches!(self.kind, Kind::Gather)
@@ -491,8 +499,18 @@ impl PyBatch {
 
     /// Blocks until every task finished or the deadline passed, then returns
     /// the results in input order. See `wait::wait_batch`.
-    fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        crate::wait::wait_batch(py, &self.core)
+    #[pyo3(signature = (progress=None))]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        crate::wait::wait_batch(py, &self.core, progress.as_ref())
+    }
+
+    /// Number of tasks that have finished.
+    fn done(&self) -> usize {
+        self.core.board.filled()
     }
 }
 

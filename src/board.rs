@@ -31,6 +31,9 @@ pub enum WaitOutcome {
 
 pub struct Board {
     len: usize,
+    /// Most tasks claimed but not yet filled at once; `usize::MAX` for none.
+    limit: usize,
+    running: AtomicUsize,
     next: AtomicUsize,
     remaining: AtomicUsize,
     closed: AtomicBool,
@@ -41,9 +44,17 @@ pub struct Board {
 
 impl Board {
     pub fn new(len: usize) -> Self {
+        Self::with_limit(len, usize::MAX)
+    }
+
+    /// A board on which at most `limit` claimed tasks run at once: a claim
+    /// fails while that many are unfinished, until [`Board::release`].
+    pub fn with_limit(len: usize, limit: usize) -> Self {
         let slots = (0..len).map(|_| AtomicUsize::new(0)).collect();
         Board {
             len,
+            limit: limit.max(1),
+            running: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
             remaining: AtomicUsize::new(len),
             closed: AtomicBool::new(false),
@@ -66,8 +77,50 @@ impl Board {
         if self.next.load(Ordering::Relaxed) >= self.len {
             return None;
         }
+        if self.limit == usize::MAX {
+            let index = self.next.fetch_add(1, Ordering::AcqRel);
+            return (index < self.len).then_some(index);
+        }
+        // Reserve a running place first, so `next` only moves for a task
+        // that may start.
+        if self.running.fetch_add(1, Ordering::AcqRel) >= self.limit {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
         let index = self.next.fetch_add(1, Ordering::AcqRel);
-        (index < self.len).then_some(index)
+        if index < self.len {
+            return Some(index);
+        }
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+
+    /// Ends a claimed task's hold on the concurrency limit. Returns true when
+    /// that let another task become claimable.
+    pub fn release(&self) -> bool {
+        if self.limit == usize::MAX {
+            return false;
+        }
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        self.claimable() > 0
+    }
+
+    /// Number of tasks that could be claimed right now.
+    pub fn claimable(&self) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
+        let unclaimed = self.unclaimed();
+        if self.limit == usize::MAX {
+            return unclaimed;
+        }
+        let running = self.running.load(Ordering::Acquire);
+        unclaimed.min(self.limit.saturating_sub(running))
+    }
+
+    /// Number of tasks whose slot has been filled.
+    pub fn filled(&self) -> usize {
+        self.len - self.remaining.load(Ordering::Acquire)
     }
 
     /// Number of tasks that may still be claimed.
@@ -217,6 +270,51 @@ mod tests {
         let until = Instant::now() + Duration::from_millis(20);
         assert_eq!(board.wait_until(until), WaitOutcome::Elapsed);
         assert!(Instant::now() >= until);
+    }
+
+    #[test]
+    fn limited_board_claims_no_more_than_its_limit_until_released() {
+        let board = Board::with_limit(5, 2);
+        assert_eq!(board.claim(), Some(0));
+        assert_eq!(board.claim(), Some(1));
+        assert_eq!(board.claim(), None);
+        assert_eq!(board.claimable(), 0);
+        assert!(board.release());
+        assert_eq!(board.claim(), Some(2));
+        assert_eq!(board.unclaimed(), 2);
+    }
+
+    #[test]
+    fn concurrent_claims_never_exceed_the_limit() {
+        let limit = 3;
+        let board = Arc::new(Board::with_limit(20_000, limit));
+        let running = Arc::new(AtomicUsize::new(0));
+        let highest = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (board, running, highest) = (
+                    Arc::clone(&board),
+                    Arc::clone(&running),
+                    Arc::clone(&highest),
+                );
+                thread::spawn(move || {
+                    while board.unclaimed() > 0 {
+                        if let Some(i) = board.claim() {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            highest.fetch_max(now, Ordering::SeqCst);
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            board.fill(i, 8).unwrap();
+                            board.release();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        assert!(highest.load(Ordering::SeqCst) <= limit);
+        assert!(board.is_finished());
     }
 
     #[test]

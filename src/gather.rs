@@ -15,7 +15,7 @@ use std::sync::Arc;
 /// in place. `context` is the caller's `contextvars.Context`; every task runs
 /// in its own copy. Every check happens here, before any task can start.
 #[pyfunction]
-#[pyo3(signature = (len, callables, args, kwargs, context, timeout, on_awaitable))]
+#[pyo3(signature = (len, callables, args, kwargs, context, timeout, on_awaitable, max_concurrency=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn new_batch(
     py: Python<'_>,
@@ -26,7 +26,13 @@ pub fn new_batch(
     context: Bound<'_, PyAny>,
     timeout: Option<f64>,
     on_awaitable: Option<Py<PyAny>>,
+    max_concurrency: Option<usize>,
 ) -> PyResult<PyBatch> {
+    if max_concurrency == Some(0) {
+        return Err(PyValueError::new_err(
+            "max_concurrency must be at least 1, got 0; pass None for no limit",
+        ));
+    }
     let callables = per_task_callables(&callables, len)?;
     let args = per_task_args(&args, len)?;
     let kwargs = per_task_kwargs(&kwargs, len)?;
@@ -47,6 +53,7 @@ pub fn new_batch(
         context.unbind(),
         on_awaitable,
         timeout,
+        max_concurrency,
     );
     let _ = py;
     Ok(PyBatch {
@@ -86,6 +93,7 @@ pub fn spawn(
         kwargs,
         context.unbind(),
         on_awaitable,
+        None,
         None,
     );
     let pool = pool().map_err(PyRuntimeError::new_err)?;

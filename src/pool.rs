@@ -32,6 +32,8 @@ const MONITOR_TICK: Duration = Duration::from_millis(1);
 /// A GIL acquisition slower than this means some thread is running Python
 /// code, so more threads would only queue for the GIL.
 const GIL_BUSY_THRESHOLD: Duration = Duration::from_micros(500);
+/// Consecutive ticks without progress before the monitor adds workers.
+const STALLED_TICKS_TO_GROW: u32 = 2;
 /// Smallest burst of workers the monitor adds at once.
 const MIN_GROWTH: usize = 16;
 
@@ -231,6 +233,7 @@ impl Pool {
         let mut last_completed = self.completed.load(Ordering::Relaxed);
         let mut last_cpu = process_cpu_time();
         let mut last_tick = Instant::now();
+        let mut stalled_ticks = 0;
         loop {
             {
                 let mut queue = self.queue.lock();
@@ -245,6 +248,7 @@ impl Pool {
                     last_completed = self.completed.load(Ordering::Relaxed);
                     last_cpu = process_cpu_time();
                     last_tick = Instant::now();
+                    stalled_ticks = 0;
                 }
                 if queue.shutdown {
                     queue.monitor_alive = false;
@@ -261,7 +265,14 @@ impl Pool {
             last_completed = completed;
             last_cpu = cpu;
             last_tick = now;
-            if progressed || cores_busy > self.cpus as f64 - 0.5 || !gil_is_free() {
+            if progressed || cores_busy > self.cpus as f64 - 0.5 {
+                stalled_ticks = 0;
+                continue;
+            }
+            // Workers just woken for new work have not started yet; one quiet
+            // tick is not enough to call them blocked.
+            stalled_ticks += 1;
+            if stalled_ticks < STALLED_TICKS_TO_GROW || !gil_is_free() {
                 continue;
             }
 
@@ -269,7 +280,7 @@ impl Pool {
             if queue.shutdown || queue.idle > 0 {
                 continue;
             }
-            let waiting: usize = queue.batches.iter().map(|b| b.board.unclaimed()).sum();
+            let waiting: usize = queue.batches.iter().map(|b| b.board.claimable()).sum();
             let burst = waiting
                 .min(self.room_to_grow(&queue))
                 .min((queue.workers * 4).max(MIN_GROWTH));
@@ -290,6 +301,13 @@ impl Pool {
             self.monitor_wake.notify_one();
         }
         NestedWait { pool: self }
+    }
+
+    /// Wakes one idle worker, for a batch whose concurrency limit just let
+    /// another task start.
+    pub fn wake_one(&self) {
+        let _queue = self.queue.lock();
+        self.work_ready.notify_one();
     }
 
     /// Wakes every idle worker so that those above a lowered `max_workers`
@@ -367,23 +385,25 @@ impl Drop for NestedWait {
     }
 }
 
-/// Returns the first batch that still has unclaimed tasks, dropping
-/// exhausted ones from the front of the queue on the way.
+/// Returns the first batch with a task that may start now, dropping
+/// exhausted batches from the front of the queue on the way. A batch held
+/// back by its concurrency limit stays queued behind later ones.
 fn next_batch(queue: &mut Queue) -> Option<Arc<BatchCore>> {
     while let Some(front) = queue.batches.front() {
         if front.board.unclaimed() > 0 && !front.board.is_closed() {
-            return Some(Arc::clone(front));
+            break;
         }
         queue.batches.pop_front();
     }
-    None
-}
-
-fn has_waiting_work(queue: &Queue) -> bool {
     queue
         .batches
         .iter()
-        .any(|b| b.board.unclaimed() > 0 && !b.board.is_closed())
+        .find(|b| b.board.claimable() > 0)
+        .map(Arc::clone)
+}
+
+fn has_waiting_work(queue: &Queue) -> bool {
+    queue.batches.iter().any(|b| b.board.claimable() > 0)
 }
 
 /// CPU seconds used by the whole process so far.

@@ -21,7 +21,15 @@ const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 /// with a single worker. With a deadline it does not, because a task it ran
 /// could outlast the deadline; instead it counts as blocked and the pool may
 /// add a worker above `max_workers` to take its place.
-pub fn wait_batch<'py>(py: Python<'py>, core: &Arc<BatchCore>) -> PyResult<Bound<'py, PyTuple>> {
+///
+/// `progress`, when given, is called as `progress(done, total)` on this thread
+/// each time the number of finished tasks changed, at most once per signal
+/// check interval, and once more at the end.
+pub fn wait_batch<'py>(
+    py: Python<'py>,
+    core: &Arc<BatchCore>,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
     let pool = pool().map_err(PyRuntimeError::new_err)?;
     let _nested = if on_worker_thread() {
         if core.deadline.is_none() {
@@ -32,7 +40,25 @@ pub fn wait_batch<'py>(py: Python<'py>, core: &Arc<BatchCore>) -> PyResult<Bound
         None
     };
 
+    let total = core.board.len();
+    let mut reported = usize::MAX;
+    let mut report = || -> PyResult<()> {
+        let Some(callback) = progress else {
+            return Ok(());
+        };
+        let done = core.board.filled();
+        if done != reported {
+            reported = done;
+            crate::unwind::call1(callback, (done, total))?;
+        }
+        Ok(())
+    };
+
     loop {
+        if let Err(err) = report() {
+            core.discard(py);
+            return Err(err);
+        }
         let now = Instant::now();
         let slice_end = match core.deadline {
             Some(deadline) => deadline.min(now + SIGNAL_CHECK_INTERVAL),
@@ -58,5 +84,7 @@ pub fn wait_batch<'py>(py: Python<'py>, core: &Arc<BatchCore>) -> PyResult<Bound
         core.discard(py);
         return Err(err);
     }
-    core.collect(py)
+    let results = core.collect(py)?;
+    report()?;
+    Ok(results)
 }

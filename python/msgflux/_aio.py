@@ -18,6 +18,7 @@ from msgflux import _backends, _core
 from msgflux._errors import TaskError
 from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
 from msgflux._loop import HAS_TASK_CONTEXT, _close
+from msgflux._options import DEFAULT, Options, check_options, progress_callback, with_retries
 from msgflux._validate import (
     as_args_list,
     as_callables,
@@ -39,18 +40,20 @@ class _Children:
     and skipping a done callback per child keeps large batches cheap.
     """
 
-    __slots__ = ("loop", "tasks")
+    __slots__ = ("loop", "tasks", "refill")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, refill: bool = False) -> None:
         self.loop = loop
         self.tasks: List[asyncio.Task] = []
+        # With a concurrency limit, each finished child starts the next.
+        self.refill = self.start_all if refill else None
 
     def start(self, batch: Any, index: int, awaitable: Any, context: Any) -> None:
         if batch.closed:
             _close(awaitable)
             batch.set_exception(index, asyncio.CancelledError())
             return
-        runner = _run_child(batch, index, awaitable)
+        runner = _run_child(batch, index, awaitable, self.refill)
         if HAS_TASK_CONTEXT:
             task = self.loop.create_task(runner, context=context)
         else:
@@ -62,6 +65,7 @@ class _Children:
         call = batch.call
         create_task = self.loop.create_task
         append = self.tasks.append
+        refill = self.refill
         while True:
             index = claim()
             if index is None:
@@ -71,7 +75,7 @@ class _Children:
             except BaseException as exc:
                 batch.set_exception(index, exc)
                 continue
-            runner = _run_child(batch, index, awaitable)
+            runner = _run_child(batch, index, awaitable, refill)
             if HAS_TASK_CONTEXT:
                 append(create_task(runner, context=context))
             else:
@@ -102,7 +106,7 @@ class _Children:
         await asyncio.sleep(0)
 
 
-async def _run_child(batch: Any, index: int, awaitable: Any) -> None:
+async def _run_child(batch: Any, index: int, awaitable: Any, refill: Any = None) -> None:
     # asyncio re-raises KeyboardInterrupt and SystemExit out of the loop, which
     # would end the caller's program: every outcome goes to the slot instead.
     try:
@@ -111,6 +115,23 @@ async def _run_child(batch: Any, index: int, awaitable: Any) -> None:
         batch.set_exception(index, exc)
     else:
         batch.set_result(index, value)
+    if refill is not None:
+        refill(batch)
+
+
+# How often an async gather with a progress callback reports.
+_PROGRESS_INTERVAL = 0.05
+
+
+async def _await_reporting(finished: asyncio.Future, batch: Any, report: Any, total: int) -> None:
+    reported = -1
+    while not finished.done():
+        done = batch.done()
+        if done != reported:
+            reported = done
+            report(done, total)
+        await asyncio.wait({finished}, timeout=_PROGRESS_INTERVAL)
+    await finished
 
 
 def _wake(future: asyncio.Future) -> None:
@@ -126,16 +147,20 @@ async def arun_batch(
     timeout: Optional[float],
     all_async: bool,
     backend: Optional[str] = None,
+    options: Options = DEFAULT,
+    label: str = "gather",
 ) -> Tuple[Any, ...]:
     """Run a checked batch on the running loop and the worker pool."""
     name = _backends.resolve(backend)
     if count == 0:
         return ()
+    callables = with_retries(callables, options, timeout)
     if name != "threads":
+        # NOTE: other backends apply retries but not max_concurrency or progress.
         calls = _backends.split_calls(count, callables, args, kwargs)
         return await _backends.load(name).arun(calls, timeout)
     loop = asyncio.get_running_loop()
-    children = _Children(loop)
+    children = _Children(loop, refill=options.max_concurrency is not None)
     batch = _core.new_batch(
         count,
         callables,
@@ -144,7 +169,9 @@ async def arun_batch(
         contextvars.copy_context(),
         timeout,
         children.on_awaitable,
+        options.max_concurrency,
     )
+    report, close_report = progress_callback(options.progress, count, label)
     finished = loop.create_future()
     batch.set_finish_callback(functools.partial(loop.call_soon_threadsafe, _wake, finished))
     if all_async:
@@ -156,7 +183,10 @@ async def arun_batch(
     if timeout is not None:
         timer = loop.call_later(batch.remaining(), _wake, finished)
     try:
-        await finished
+        if report is None:
+            await finished
+        else:
+            await _await_reporting(finished, batch, report, count)
     except BaseException:
         # Cancelled (or interrupted): stop what has not started, cancel the
         # children, and let the cancellation reach the caller.
@@ -168,8 +198,12 @@ async def arun_batch(
         batch.set_finish_callback(None)
         if timer is not None:
             timer.cancel()
+        if close_report is not None:
+            close_report()
 
     results = batch.collect()
+    if report is not None:
+        report(batch.done(), count)
     await children.cancel_and_wait()
     if logger.isEnabledFor(logging.DEBUG):
         _log_failures(results)
@@ -183,6 +217,10 @@ async def amap_gather(
     kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
     timeout: Optional[float] = None,
     backend: Optional[str] = None,
+    max_concurrency: Optional[int] = None,
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    progress: Any = None,
 ) -> Tuple[Any, ...]:
     """Await one callable on many inputs concurrently and gather the results.
 
@@ -197,6 +235,8 @@ async def amap_gather(
             have as many items as ``args_list``.
         timeout: Seconds for the whole call, or None.
         backend: Where tasks run; see ``map_gather``.
+        max_concurrency, retries, retry_on, progress: See ``map_gather``; a
+            progress callable is called on the loop, every 0.05 s at most.
 
     Returns:
         A tuple with one result per task, in input order, with
@@ -215,9 +255,11 @@ async def amap_gather(
     args = as_args_list(args_list)
     kwargs = as_kwargs_list(kwargs_list, len(args))
     timeout = check_timeout(timeout)
+    options = check_options(max_concurrency, retries, retry_on, progress)
     f = _async_entry(f)
     return await arun_batch(
-        len(args), f, args, kwargs, timeout, _is_async_callable(f), backend
+        len(args), f, args, kwargs, timeout, _is_async_callable(f), backend,
+        options, "amap_gather",
     )
 
 
@@ -228,6 +270,10 @@ async def ascatter_gather(
     *,
     timeout: Optional[float] = None,
     backend: Optional[str] = None,
+    max_concurrency: Optional[int] = None,
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    progress: Any = None,
 ) -> Tuple[Any, ...]:
     """Await each callable on its own input concurrently.
 
@@ -240,6 +286,8 @@ async def ascatter_gather(
         kwargs_list: One dict of keyword arguments per callable, or None.
         timeout: Seconds for the whole call, or None.
         backend: Where tasks run; see ``map_gather``.
+        max_concurrency, retries, retry_on, progress: See ``map_gather``; a
+            progress callable is called on the loop, every 0.05 s at most.
 
     Returns:
         A tuple with one result per callable, in input order, with
@@ -258,8 +306,12 @@ async def ascatter_gather(
         args = pad(as_args_list(args_list), count, tuple, "args_list")
     kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
     timeout = check_timeout(timeout)
+    options = check_options(max_concurrency, retries, retry_on, progress)
     all_async = all(_is_async_callable(f) for f in callables)
-    return await arun_batch(count, callables, args, kwargs, timeout, all_async, backend)
+    return await arun_batch(
+        count, callables, args, kwargs, timeout, all_async, backend, options,
+        "ascatter_gather",
+    )
 
 
 async def abcast_gather(
@@ -267,6 +319,10 @@ async def abcast_gather(
     *args: Any,
     timeout: Optional[float] = None,
     backend: Optional[str] = None,
+    max_concurrency: Optional[int] = None,
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    progress: Any = None,
     **kwargs: Any,
 ) -> Tuple[Any, ...]:
     """Await every callable on the same arguments concurrently.
@@ -279,6 +335,7 @@ async def abcast_gather(
         *args: Positional arguments passed to every callable.
         timeout: Seconds for the whole call, or None.
         backend: Where tasks run; see ``map_gather``.
+        max_concurrency, retries, retry_on, progress: See ``amap_gather``.
         **kwargs: Keyword arguments passed to every callable.
 
     Returns:
@@ -293,10 +350,12 @@ async def abcast_gather(
     """
     callables = [_async_entry(f) for f in as_callables(fs)]
     timeout = check_timeout(timeout)
+    options = check_options(max_concurrency, retries, retry_on, progress)
     all_async = all(_is_async_callable(f) for f in callables)
     shared_kwargs = kwargs if kwargs else None
     return await arun_batch(
-        len(callables), callables, args, shared_kwargs, timeout, all_async, backend
+        len(callables), callables, args, shared_kwargs, timeout, all_async, backend,
+        options, "abcast_gather",
     )
 
 

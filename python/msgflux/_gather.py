@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from msgflux import _backends, _core
 from msgflux._errors import TaskError
 from msgflux._loop import AsyncBatch, loop_depth
+from msgflux._options import DEFAULT, Options, check_options, progress_callback, with_retries
 from msgflux._validate import (
     as_args_list,
     as_callables,
@@ -42,16 +43,20 @@ def run_batch(
     timeout: Optional[float],
     all_async: bool,
     backend: Optional[str] = None,
+    options: Options = DEFAULT,
+    label: str = "gather",
 ) -> Tuple[Any, ...]:
     """Run a checked batch to completion or to its deadline, in the caller's
     context, and return the results in input order."""
     name = _backends.resolve(backend)
     if count == 0:
         return ()
+    callables = with_retries(callables, options, timeout)
     if name != "threads":
+        # NOTE: other backends apply retries but not max_concurrency or progress.
         calls = _backends.split_calls(count, callables, args, kwargs)
         return _backends.load(name).run(calls, timeout)
-    aio = AsyncBatch(loop_depth())
+    aio = AsyncBatch(loop_depth(), refill=options.max_concurrency is not None)
     batch = _core.new_batch(
         count,
         callables,
@@ -60,17 +65,21 @@ def run_batch(
         contextvars.copy_context(),
         timeout,
         aio.on_awaitable,
+        options.max_concurrency,
     )
+    report, close_report = progress_callback(options.progress, count, label)
     if all_async:
         aio.start_all(batch)
     else:
         _core.submit(batch)
     try:
-        results = batch.wait()
+        results = batch.wait(report)
     finally:
         if aio.loop is not None and not batch.closed:
             batch.cancel()
         aio.cancel()
+        if close_report is not None:
+            close_report()
     if logger.isEnabledFor(logging.DEBUG):
         _log_failures(results)
     return results
@@ -79,10 +88,8 @@ def run_batch(
 def _log_failures(results: Tuple[Any, ...]) -> None:
     for result in results:
         if type(result) is TaskError:
-            logger.debug(
-                "task %d failed: %r", result.index, result.exception,
-                exc_info=result.exception,
-            )
+            # TaskError's repr survives exceptions whose own repr raises.
+            logger.debug("%r", result, exc_info=result.exception)
 
 
 def map_gather(
@@ -92,6 +99,10 @@ def map_gather(
     kwargs_list: Optional[Iterable[Optional[Dict[str, Any]]]] = None,
     timeout: Optional[float] = None,
     backend: Optional[str] = None,
+    max_concurrency: Optional[int] = None,
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    progress: Any = None,
 ) -> Tuple[Any, ...]:
     """Call one callable on many inputs concurrently and gather the results.
 
@@ -109,6 +120,15 @@ def map_gather(
         backend: ``"threads"`` (the default), ``"processes"`` or ``"dask"``;
             None uses the innermost ``F.backend()`` block, then the
             ``MSGFLUX_BACKEND`` environment variable.
+        max_concurrency: Most tasks of this call running at once, or None for
+            no limit beyond the pool's.
+        retries: How many times to call a failed task again (default 0).
+            Retries wait with exponential backoff and jitter, and none starts
+            after the deadline.
+        retry_on: Exception type, or tuple of types, that trigger a retry
+            (default ``Exception``).
+        progress: True for a progress bar on a terminal (needs tqdm), or a
+            callable that receives ``(done, total)`` on the calling thread.
 
     Returns:
         A tuple with one result per task, in input order whatever order the
@@ -132,8 +152,10 @@ def map_gather(
     args = as_args_list(args_list)
     kwargs = as_kwargs_list(kwargs_list, len(args))
     timeout = check_timeout(timeout)
+    options = check_options(max_concurrency, retries, retry_on, progress)
     return run_batch(
-        len(args), f, args, kwargs, timeout, _is_async_callable(f), backend
+        len(args), f, args, kwargs, timeout, _is_async_callable(f), backend,
+        options, "map_gather",
     )
 
 
@@ -144,6 +166,10 @@ def scatter_gather(
     *,
     timeout: Optional[float] = None,
     backend: Optional[str] = None,
+    max_concurrency: Optional[int] = None,
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    progress: Any = None,
 ) -> Tuple[Any, ...]:
     """Call each callable on its own input concurrently and gather the results.
 
@@ -157,6 +183,7 @@ def scatter_gather(
         kwargs_list: One dict of keyword arguments per callable, or None.
         timeout: Seconds for the whole call, or None to wait for every task.
         backend: Where tasks run; see ``map_gather``.
+        max_concurrency, retries, retry_on, progress: See ``map_gather``.
 
     Returns:
         A tuple with one result per callable, in input order, with
@@ -177,8 +204,12 @@ def scatter_gather(
         args = pad(as_args_list(args_list), count, tuple, "args_list")
     kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
     timeout = check_timeout(timeout)
+    options = check_options(max_concurrency, retries, retry_on, progress)
     all_async = all(_is_async_callable(f) for f in callables)
-    return run_batch(count, callables, args, kwargs, timeout, all_async, backend)
+    return run_batch(
+        count, callables, args, kwargs, timeout, all_async, backend, options,
+        "scatter_gather",
+    )
 
 
 def bcast_gather(
@@ -186,6 +217,10 @@ def bcast_gather(
     *args: Any,
     timeout: Optional[float] = None,
     backend: Optional[str] = None,
+    max_concurrency: Optional[int] = None,
+    retries: int = 0,
+    retry_on: Any = (Exception,),
+    progress: Any = None,
     **kwargs: Any,
 ) -> Tuple[Any, ...]:
     """Call every callable on the same arguments concurrently.
@@ -198,6 +233,9 @@ def bcast_gather(
         *args: Positional arguments passed to every callable.
         timeout: Seconds for the whole call, or None to wait for every task.
         backend: Where tasks run; see ``map_gather``.
+        max_concurrency, retries, retry_on, progress: See ``map_gather``.
+            These names, with ``timeout`` and ``backend``, are not passed on
+            to the callables.
         **kwargs: Keyword arguments passed to every callable.
 
     Returns:
@@ -208,15 +246,18 @@ def bcast_gather(
     Raises:
         TypeError: If ``fs`` is not an iterable of callables, or ``timeout``
             is not a number.
-        ValueError: If ``timeout`` is not positive.
+        ValueError: If ``timeout`` is not positive, or a control argument is
+            out of range.
         KeyboardInterrupt: On Ctrl-C while waiting, or when a task raises it.
     """
     callables = as_callables(fs)
     timeout = check_timeout(timeout)
+    options = check_options(max_concurrency, retries, retry_on, progress)
     all_async = all(_is_async_callable(f) for f in callables)
     shared_kwargs = kwargs if kwargs else None
     return run_batch(
-        len(callables), callables, args, shared_kwargs, timeout, all_async, backend
+        len(callables), callables, args, shared_kwargs, timeout, all_async, backend,
+        options, "bcast_gather",
     )
 
 

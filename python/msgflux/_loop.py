@@ -108,12 +108,14 @@ class AsyncBatch:
     ``depth`` picks the loop. ``tasks`` is only touched on that loop's thread.
     """
 
-    __slots__ = ("depth", "loop", "tasks")
+    __slots__ = ("depth", "loop", "tasks", "refill")
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self, depth: int, refill: bool = False) -> None:
         self.depth = depth
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.tasks: Set[asyncio.Task] = set()
+        # With a concurrency limit, each finished coroutine starts the next.
+        self.refill = refill
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -165,7 +167,8 @@ class AsyncBatch:
             _close(awaitable)
             batch.set_exception(index, asyncio.CancelledError())
             return
-        runner = _run_guarded(batch, index, awaitable, self.depth)
+        refill = self._start_all if self.refill else None
+        runner = _run_guarded(batch, index, awaitable, self.depth, refill)
         if HAS_TASK_CONTEXT:
             task = self.loop.create_task(runner, context=context)
         else:
@@ -174,7 +177,9 @@ class AsyncBatch:
         task.add_done_callback(self.tasks.discard)
 
 
-async def _run_guarded(batch: Any, index: int, awaitable: Any, depth: int) -> None:
+async def _run_guarded(
+    batch: Any, index: int, awaitable: Any, depth: int, refill: Any = None
+) -> None:
     # The library loop must survive anything a task raises: asyncio re-raises
     # KeyboardInterrupt and SystemExit out of run_forever, so nothing escapes.
     _LOOP_DEPTH.set(depth)
@@ -184,6 +189,8 @@ async def _run_guarded(batch: Any, index: int, awaitable: Any, depth: int) -> No
         batch.set_exception(index, exc)
     else:
         batch.set_result(index, value)
+    if refill is not None:
+        refill(batch)
 
 
 def _close(awaitable: Any) -> None:
