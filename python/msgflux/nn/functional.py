@@ -11,15 +11,18 @@ from msgflux._backends import backend
 from msgflux._events import await_for_event, set_event, wait_for_event
 from msgflux._gather import bcast_gather, map_gather, scatter_gather, wait_for
 from msgflux._spawn import aspawn, spawn
+from msgflux._stream import aimap_gather, imap_gather
 
 __all__ = [
     "abcast_gather",
+    "aimap_gather",
     "amap_gather",
     "ascatter_gather",
     "aspawn",
     "await_for_event",
     "backend",
     "bcast_gather",
+    "imap_gather",
     "map_gather",
     "scatter_gather",
     "set_event",
