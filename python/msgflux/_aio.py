@@ -14,7 +14,7 @@ import functools
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from msgflux import _backends, _core
+from msgflux import _backends, _core, _tracing
 from msgflux._errors import TaskError
 from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
 from msgflux._loop import HAS_TASK_CONTEXT, _close
@@ -154,6 +154,37 @@ async def arun_batch(
     name = _backends.resolve(backend)
     if count == 0:
         return ()
+    span = _tracing.GatherSpan.start(label, count, timeout) if _tracing.AVAILABLE else None
+    if span is None:
+        return await _arun_threads_or_backend(
+            name, count, callables, args, kwargs, timeout, all_async, options, label
+        )
+    results = None
+    try:
+        results = await _arun_threads_or_backend(
+            name, count, span.wrap(callables, count), args, kwargs, timeout, all_async,
+            options, label,
+        )
+        return results
+    except BaseException as exc:
+        span.finish(None, exc)
+        raise
+    finally:
+        if results is not None:
+            span.finish(results, None)
+
+
+async def _arun_threads_or_backend(
+    name: str,
+    count: int,
+    callables: Any,
+    args: Any,
+    kwargs: Any,
+    timeout: Optional[float],
+    all_async: bool,
+    options: Options,
+    label: str,
+) -> Tuple[Any, ...]:
     callables = with_retries(callables, options, timeout)
     if name != "threads":
         # NOTE: other backends apply retries but not max_concurrency or progress.

@@ -7,7 +7,7 @@ import inspect
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from msgflux import _backends, _core
+from msgflux import _backends, _core, _tracing
 from msgflux._errors import TaskError
 from msgflux._loop import AsyncBatch, loop_depth
 from msgflux._options import DEFAULT, Options, check_options, progress_callback, with_retries
@@ -51,6 +51,37 @@ def run_batch(
     name = _backends.resolve(backend)
     if count == 0:
         return ()
+    span = _tracing.GatherSpan.start(label, count, timeout) if _tracing.AVAILABLE else None
+    if span is None:
+        return _run_threads_or_backend(
+            name, count, callables, args, kwargs, timeout, all_async, options, label
+        )
+    results = None
+    try:
+        results = _run_threads_or_backend(
+            name, count, span.wrap(callables, count), args, kwargs, timeout, all_async,
+            options, label,
+        )
+        return results
+    except BaseException as exc:
+        span.finish(None, exc)
+        raise
+    finally:
+        if results is not None:
+            span.finish(results, None)
+
+
+def _run_threads_or_backend(
+    name: str,
+    count: int,
+    callables: Any,
+    args: Any,
+    kwargs: Any,
+    timeout: Optional[float],
+    all_async: bool,
+    options: Options,
+    label: str,
+) -> Tuple[Any, ...]:
     callables = with_retries(callables, options, timeout)
     if name != "threads":
         # NOTE: other backends apply retries but not max_concurrency or progress.
