@@ -13,13 +13,25 @@ with ``TaskError`` slots exactly as the thread pool does::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import importlib
+import logging
 import os
+import sys
 from typing import Any, Iterator, List, Optional, Tuple
 
-__all__ = ["BACKENDS", "backend", "resolve", "split_calls"]
+__all__ = [
+    "BACKENDS",
+    "backend",
+    "configure_dask",
+    "configure_processes",
+    "resolve",
+    "split_calls",
+]
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("threads", "processes", "dask")
 
@@ -97,3 +109,61 @@ def split_calls(count: int, callables: Any, args: Any, kwargs: Any) -> List[Tupl
         k = kwargs[index] if isinstance(kwargs, list) else kwargs
         calls.append((f, tuple(a), dict(k or {})))
     return calls
+
+
+def configure_processes(*, max_workers: Optional[int] = None) -> dict:
+    """Size the worker processes of the ``"processes"`` backend.
+
+    The pool starts on first use with one process per CPU this process may
+    run on, or ``MSGFLUX_PROCESS_WORKERS`` if that is set. A smaller size
+    stops idle workers at once and busy ones when their task ends.
+
+    Args:
+        max_workers: Most worker processes alive at once, or None to leave
+            the size unchanged.
+
+    Returns:
+        The settings and state now in force: ``max_workers``, ``workers``
+        (processes alive) and ``idle``.
+
+    Raises:
+        TypeError: If ``max_workers`` is not an int.
+        ValueError: If ``max_workers`` is below 1.
+        ImportError: If cloudpickle is missing; the message names the extra.
+    """
+    return load("processes").configure(max_workers=max_workers)
+
+
+def configure_dask(client: Any) -> None:
+    """Choose the Dask ``distributed.Client`` that the ``"dask"`` backend uses.
+
+    Without this call the backend uses ``distributed.get_client()``: the
+    client created last in this process (a new ``Client`` makes itself the
+    default), or the worker's client inside a Dask task.
+
+    Args:
+        client: A ``distributed.Client``, or None to go back to the default.
+
+    Raises:
+        TypeError: If ``client`` is neither a ``distributed.Client`` nor None.
+        ImportError: If distributed is missing; the message names the extra.
+    """
+    load("dask").configure(client)
+
+
+def _shut_down_backends() -> None:
+    # Registered when this module is first imported, which happens before
+    # the spawn module registers its exit hook; atexit runs hooks in reverse,
+    # so spawned tasks get their grace period while worker processes live.
+    for name, (module_name, _extra) in _MODULES.items():
+        module = sys.modules.get(module_name)
+        shutdown = getattr(module, "shutdown", None)
+        if shutdown is None:
+            continue
+        try:
+            shutdown()
+        except Exception:
+            logger.exception("shutting down the %r backend failed", name)
+
+
+atexit.register(_shut_down_backends)
