@@ -342,6 +342,13 @@ class _Worker:
         self.sock.close()
 
 
+def _seconds_text(seconds: Optional[float]) -> str:
+    # Written as the thread pool writes it: "2", not "2.0".
+    if seconds is not None and float(seconds).is_integer():
+        return str(int(seconds))
+    return str(seconds)
+
+
 def _remaining(deadline: Optional[float], floor: float) -> Optional[float]:
     if deadline is None:
         return None
@@ -836,7 +843,7 @@ class _Batch:
     def _expire(self) -> None:
         unfinished = sum(1 for result in self.results if result is _MISSING)
         error = TimeoutError(
-            f"task did not finish within the {self.timeout} s timeout "
+            f"task did not finish within the {_seconds_text(self.timeout)} s timeout "
             f"({unfinished} of {len(self.results)} tasks unfinished); the "
             "worker processes still running them were killed"
         )

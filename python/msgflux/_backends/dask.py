@@ -1,0 +1,403 @@
+"""The ``"dask"`` backend: tasks on a Dask distributed cluster.
+
+The client is the one given to ``msgflux.configure_dask(client)``, or else
+``distributed.get_client()``: the default client of this process (the last
+``Client`` created) or, inside a Dask task, the worker's own client.
+
+A batch goes to the scheduler in one ``client.map`` call. Each task's
+callable and arguments travel inside an opaque ``_Call`` object, so Dask
+neither runs a tuple that starts with a callable as a task of its own nor
+swaps futures found in the arguments for their values: tasks get exactly
+what the caller passed, as with threads. Waiting happens in one coroutine on
+the client's event loop, which collects finished tasks in batches and
+fetches their results with one ``gather`` per batch. At the deadline the
+unfinished futures are cancelled and their slots hold a ``TimeoutError``.
+
+When a worker dies, the scheduler runs its tasks again elsewhere; a task
+that has killed ``distributed.scheduler.allowed-failures`` + 1 workers fails
+with ``KilledWorker``, which lands in its slot as a ``TaskError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import time
+import traceback
+from typing import Any, Dict, List, Optional, Tuple
+
+import cloudpickle
+import distributed
+import tblib
+
+from msgflux import TaskError
+from msgflux._backends.processes import RemoteTraceback, _seconds_text
+
+__all__ = ["arun", "configure", "run"]
+
+logger = logging.getLogger(__name__)
+
+Call = Tuple[Any, tuple, dict]
+
+_client: Optional[distributed.Client] = None
+
+
+def configure(client: Optional[distributed.Client]) -> None:
+    """Use ``client`` for every gather on the ``"dask"`` backend; see
+    ``msgflux._backends.configure_dask``."""
+    global _client
+    if client is not None and not isinstance(client, distributed.Client):
+        raise TypeError(
+            f"configure_dask() needs a distributed.Client or None, got "
+            f"{type(client).__name__}"
+        )
+    _client = client
+
+
+def _get_client() -> distributed.Client:
+    client = _client
+    if client is not None:
+        if client.status in ("closing", "closed"):
+            raise RuntimeError(
+                f"the Dask client given to configure_dask() is {client.status}; "
+                "pass an open client, or None to use the default client"
+            )
+        return client
+    try:
+        return distributed.get_client()
+    except ValueError:
+        raise RuntimeError(
+            "the 'dask' backend found no Dask client: create a "
+            "distributed.Client(...) in this process (it becomes the default) "
+            "or pass one to msgflux.configure_dask(client)"
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# What runs on the workers.
+
+
+class _Call:
+    """One task's callable and arguments, opaque to Dask's graph handling."""
+
+    __slots__ = ("f", "args", "kwargs")
+
+    def __init__(self, f: Any, args: tuple, kwargs: dict) -> None:
+        self.f = f
+        self.args = args
+        self.kwargs = kwargs
+
+    def __getstate__(self):
+        return (self.f, self.args, self.kwargs)
+
+    def __setstate__(self, state) -> None:
+        self.f, self.args, self.kwargs = state
+
+
+class _Failure:
+    """What a task raised, carried back as its result.
+
+    Returning failures as values keeps Dask from logging each one at ERROR
+    on the worker (failures are the caller's to handle) and lets a
+    ``BaseException`` such as ``SystemExit`` come back without ending the
+    worker's thread. The traceback travels through tblib, which distributed
+    itself depends on, so the caller gets real frames in ``__traceback__``.
+    """
+
+    __slots__ = ("exception", "kind", "message", "frames", "text")
+
+    def __init__(self, exc: BaseException) -> None:
+        try:
+            cloudpickle.dumps(exc)
+            self.exception: Optional[BaseException] = exc
+        except Exception:
+            self.exception = None
+        self.kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        try:
+            self.message = str(exc)
+        except Exception:
+            self.message = "<str() of the exception failed>"
+        self.text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        try:
+            self.frames = tblib.Traceback(exc.__traceback__).to_dict()
+        except Exception:
+            self.frames = None
+
+    def __getstate__(self):
+        return (self.exception, self.kind, self.message, self.frames, self.text)
+
+    def __setstate__(self, state) -> None:
+        self.exception, self.kind, self.message, self.frames, self.text = state
+
+    def rebuild(self) -> BaseException:
+        """The exception as the caller sees it, with the worker's traceback."""
+        exc = self.exception
+        if exc is None:
+            exc = RuntimeError(
+                f"the task raised {self.kind}: {self.message}; that exception "
+                "could not be pickled on the Dask worker to send it back"
+            )
+        try:
+            frames = tblib.Traceback.from_dict(self.frames).as_traceback()
+        except Exception:
+            frames = None
+        if frames is not None:
+            exc = exc.with_traceback(frames)
+        else:
+            exc.__cause__ = RemoteTraceback(f"\non a Dask worker:\n{self.text}")
+        return exc
+
+
+def _invoke(call: _Call) -> Any:
+    from msgflux import _backends
+
+    # A gather inside a task runs on the worker's threads unless it names a
+    # backend: a nested "dask" gather would wait on the cluster it occupies.
+    with _backends.backend("threads"):
+        try:
+            result = call.f(*call.args, **call.kwargs)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
+        except BaseException as exc:  # noqa: BLE001 - carried back, not lost
+            return _Failure(exc)
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+# ---------------------------------------------------------------------------
+# The caller's side.
+
+
+def _key_prefix(f: Any) -> str:
+    name = getattr(f, "__name__", None) or type(f).__name__
+    return f"msgflux-{name}"
+
+
+def _submit(client: distributed.Client, calls: List[Call]) -> List[Any]:
+    """One future per call; a call that cannot be pickled gets a TaskError."""
+    wrapped = [_Call(f, args, kwargs) for f, args, kwargs in calls]
+    prefix = _key_prefix(calls[0][0])
+    try:
+        return client.map(_invoke, wrapped, key=prefix, pure=False)
+    except Exception as batch_error:
+        # NOTE: distributed logs the failed serialization at ERROR before
+        # raising; checking every call up front would pickle each one twice.
+        logger.debug("client.map failed (%r); checking each task", batch_error)
+    slots: List[Any] = []
+    sendable: List[_Call] = []
+    for index, call in enumerate(wrapped):
+        try:
+            cloudpickle.dumps(call)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(
+                    "the task's callable or arguments could not be pickled to "
+                    "send them to the Dask cluster"
+                )
+            slots.append(TaskError(index, exc))
+        else:
+            slots.append(None)
+            sendable.append(call)
+    futures = iter(client.map(_invoke, sendable, key=prefix, pure=False) if sendable else [])
+    return [slot if slot is not None else next(futures) for slot in slots]
+
+
+_MISSING = object()
+
+
+async def _settle(
+    client: distributed.Client, futures: List[Any], deadline: Optional[float]
+) -> List[Any]:
+    """Wait on the client's loop; return each slot's value, TaskError or
+    ``_MISSING`` for a task unfinished at the deadline."""
+    slots: List[Any] = [
+        future if isinstance(future, TaskError) else _MISSING for future in futures
+    ]
+    live = [future for future in futures if not isinstance(future, TaskError)]
+    position = {future.key: index for index, future in enumerate(futures)
+                if not isinstance(future, TaskError)}
+    fetches: List["asyncio.Future[None]"] = []
+
+    async def fetch(done: List[Any]) -> None:
+        try:
+            values = await client.gather(done, asynchronous=True)
+        except Exception as exc:
+            # Data lost after the task finished; each slot gets the error.
+            for future in done:
+                index = position[future.key]
+                slots[index] = TaskError(index, exc)
+            return
+        for future, value in zip(done, values):
+            slots[position[future.key]] = value
+
+    async def record_failure(future: Any) -> None:
+        index = position[future.key]
+        if future.status == "error":
+            exc = await future.exception(asynchronous=True)
+            tb = await future.traceback(asynchronous=True)
+            if tb is not None and exc.__traceback__ is None:
+                exc = exc.with_traceback(tb)
+        else:
+            exc = concurrent.futures.CancelledError(
+                f"Dask cancelled task {index} (future status {future.status!r})"
+            )
+        slots[index] = TaskError(index, exc)
+
+    async def collect() -> None:
+        if not live:
+            return
+        ready = distributed.as_completed(live, loop=client.loop)
+        async for first in ready:
+            batch = [first, *ready.next_batch(block=False)]
+            finished = [future for future in batch if future.status == "finished"]
+            for future in batch:
+                if future.status != "finished":
+                    await record_failure(future)
+            if finished:
+                fetches.append(asyncio.ensure_future(fetch(finished)))
+        if fetches:
+            await asyncio.gather(*fetches)
+
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    try:
+        await asyncio.wait_for(collect(), remaining)
+    except asyncio.TimeoutError:
+        for task in fetches:
+            task.cancel()
+    except BaseException:
+        for task in fetches:
+            task.cancel()
+        await _cancel(client, live)
+        raise
+    unfinished = [future for future in live if slots[position[future.key]] is _MISSING]
+    if unfinished:
+        await _cancel(client, unfinished)
+    return slots
+
+
+async def _cancel(client: distributed.Client, futures: List[Any]) -> None:
+    if not futures:
+        return
+    try:
+        await client.cancel(futures, asynchronous=True)
+    except Exception as exc:
+        # Cancelling only spares the cluster work; the caller has its answer.
+        logger.debug("cancelling %d Dask future(s) failed: %r", len(futures), exc)
+
+
+def _finish(slots: List[Any], timeout: Optional[float]) -> Tuple[Any, ...]:
+    unfinished = sum(1 for slot in slots if slot is _MISSING)
+    error = None
+    if unfinished:
+        error = TimeoutError(
+            f"task did not finish within the {_seconds_text(timeout)} s timeout "
+            f"({unfinished} of {len(slots)} tasks unfinished); Dask was asked "
+            "to cancel them"
+        )
+    results: List[Any] = []
+    interrupt = None
+    for index, slot in enumerate(slots):
+        if slot is _MISSING:
+            slot = TaskError(index, error)
+        elif isinstance(slot, _Failure):
+            exc = slot.rebuild()
+            if isinstance(exc, KeyboardInterrupt) and interrupt is None:
+                interrupt = exc
+            slot = TaskError(index, exc)
+        if isinstance(slot, TaskError):
+            logger.debug("task %d failed: %r", index, slot.exception,
+                         exc_info=slot.exception)
+        results.append(slot)
+    if interrupt is not None:
+        # As with threads: Ctrl-C raised in a task stops the whole call.
+        raise interrupt
+    return tuple(results)
+
+
+def _client_loop(client: distributed.Client) -> asyncio.AbstractEventLoop:
+    return client.loop.asyncio_loop
+
+
+def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def run(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
+    """Run ``calls`` on the Dask cluster and return results in input order.
+
+    Args:
+        calls: One ``(callable, args, kwargs)`` triple per task.
+        timeout: Seconds for the whole call, or None.
+
+    Returns:
+        A tuple with each task's result, or a ``TaskError`` in the slot of a
+        task that raised, that Dask gave up on (``KilledWorker``), or that had
+        not finished at the deadline (then the exception is a
+        ``TimeoutError``).
+
+    Raises:
+        RuntimeError: If no Dask client is found, or the call is made on the
+            event loop thread of an asynchronous client.
+        KeyboardInterrupt: On Ctrl-C while waiting, or when a task raised it.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    client = _get_client()
+    loop = _client_loop(client)
+    if _running_loop() is loop:
+        raise RuntimeError(
+            "a sync gather on the 'dask' backend cannot wait on the event loop "
+            "its asynchronous Dask client runs on; await amap_gather, "
+            "ascatter_gather or abcast_gather there instead"
+        )
+    futures = _submit(client, calls)
+    waiter = asyncio.run_coroutine_threadsafe(_settle(client, futures, deadline), loop)
+    try:
+        slots = waiter.result()
+    except BaseException:
+        waiter.cancel()
+        raise
+    return _finish(slots, timeout)
+
+
+async def arun(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
+    """Awaitable ``run``; waits without blocking the running event loop.
+
+    Args:
+        calls: One ``(callable, args, kwargs)`` triple per task.
+        timeout: Seconds for the whole call, or None.
+
+    Returns:
+        The same tuple as ``run``.
+
+    Raises:
+        RuntimeError: If no Dask client is found.
+        asyncio.CancelledError: If the awaiting task is cancelled; the
+            batch's futures are cancelled too.
+        KeyboardInterrupt: When a task raised it.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    client = _get_client()
+    loop = _client_loop(client)
+    # NOTE: client.map pickles the batch on this thread, so a batch with
+    # large arguments holds the event loop while it is serialized.
+    futures = _submit(client, calls)
+    settle = _settle(client, futures, deadline)
+    if _running_loop() is loop:
+        slots = await settle
+    else:
+        waiter = asyncio.run_coroutine_threadsafe(settle, loop)
+        try:
+            slots = await asyncio.wrap_future(waiter)
+        except BaseException:
+            waiter.cancel()
+            raise
+    return _finish(slots, timeout)
+
