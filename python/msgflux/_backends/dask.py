@@ -26,7 +26,7 @@ import inspect
 import logging
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import cloudpickle
 import distributed
