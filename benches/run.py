@@ -45,9 +45,12 @@ ORIGINAL_PEER = "msgflux-original"
 # Runs per cell in each mode, and processes per memory (W8) cell: every W8
 # measurement needs a fresh process, because freed memory stays in the heap.
 MODES = {
-    "full": dict(runs=5, memory_runs=3, warmup=True, budget=30.0, deadlock_after=20.0),
-    "quick": dict(runs=3, memory_runs=1, warmup=True, budget=10.0, deadlock_after=20.0),
-    "smoke": dict(runs=1, memory_runs=1, warmup=False, budget=5.0, deadlock_after=10.0),
+    "full": dict(runs=5, min_seconds=1.0, memory_runs=3, warmup=True, budget=30.0,
+                 deadlock_after=20.0),
+    "quick": dict(runs=3, min_seconds=0.3, memory_runs=1, warmup=True, budget=10.0,
+                  deadlock_after=20.0),
+    "smoke": dict(runs=1, min_seconds=0.0, memory_runs=1, warmup=False, budget=5.0,
+                  deadlock_after=10.0),
 }
 
 CELL_TIMEOUT = 900.0
@@ -92,6 +95,7 @@ def run_cell(
             "--workload", workload, "--peer", peer, "--mode", mode,
             "--runs", str(settings["runs"]),
             "--budget", str(settings["budget"]),
+            "--min-seconds", str(settings["min_seconds"]),
             "--deadlock-after", str(settings["deadlock_after"]),
             "--out", str(out),
         ]
@@ -154,9 +158,12 @@ def run_suite(
                 result = merge_memory_runs(runs)
             else:
                 result = run_cell(python, workload, peer, mode, settings)
+            # The load average shows whether other work shared the CPUs.
+            result["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
             logger.info(
-                "%-8s %-17s %-8s %6.1f s  %s", workload, peer, result["status"],
-                time.perf_counter() - started, summarize_cell(result),
+                "%-8s %-17s %-8s %6.1f s  load %4.1f  %s", workload, peer,
+                result["status"], time.perf_counter() - started, result["load"] or 0.0,
+                summarize_cell(result),
             )
             results.append(result)
     return results
@@ -201,6 +208,13 @@ def describe_machine() -> Dict[str, str]:
     )
 
 
+def load_average() -> str:
+    try:
+        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def describe_commit() -> str:
     def git(*args: str) -> str:
         completed = subprocess.run(
@@ -226,34 +240,41 @@ def format_value(value: float, unit: str) -> str:
     return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
 
 
+def format_load(load: Optional[float]) -> str:
+    return "" if load is None else f"{load:.1f}"
+
+
 def workload_table(workload: str, results: List[Dict[str, Any]], mode: str) -> List[str]:
-    rows = [row for r in results if r["status"] == "ok" for row in r["rows"]]
+    rows = [
+        dict(row, load=r.get("load"))
+        for r in results if r["status"] == "ok" for row in r["rows"]
+    ]
     skipped = [r for r in results if r["status"] != "ok"]
     title = TITLES[workload] + (" (smoke sizes)" if mode == "smoke" else "")
     lines = [f"### {title}", ""]
     if workload == "W6":
-        lines += ["| peer and API | median return | slowest return | slots |",
-                  "|---|---:|---:|---|"]
+        lines += ["| peer and API | median return | slowest return | slots | load |",
+                  "|---|---:|---:|---|---:|"]
         for row in sorted(rows, key=median):
             lines.append(
                 f"| {row['label']} | {median(row):.1f} ms | {max(row['runs']):.1f} ms "
-                f"| {row['slots']} |"
+                f"| {row['slots']} | {format_load(row['load'])} |"
             )
     else:
         unit = rows[0]["unit"] if rows else ""
         best = min((median(row) for row in rows), default=0.0)
-        lines += [f"| peer | median ({unit}) | ratio to best | runs |",
-                  "|---|---:|---:|---:|"]
+        lines += [f"| peer | median ({unit}) | ratio to best | runs | load |",
+                  "|---|---:|---:|---:|---:|"]
         for row in sorted(rows, key=median):
             # A memory delta can be zero or negative when the run reuses
             # freed heap, and then no ratio is meaningful.
             ratio = f"{median(row) / best:.2f}" if best > 0 else "–"
             lines.append(
                 f"| {row['label']} | {format_value(median(row), unit)} "
-                f"| {ratio} | {len(row['runs'])} |"
+                f"| {ratio} | {len(row['runs'])} | {format_load(row['load'])} |"
             )
     for result in skipped:
-        lines.append(f"| {result['label']} | {result['status']}: {result['reason']} | | |")
+        lines.append(f"| {result['label']} | {result['status']}: {result['reason']} | | | |")
     return lines + [""]
 
 
@@ -336,7 +357,11 @@ def evaluate_targets(results: List[Dict[str, Any]]) -> List[List[str]]:
 
 
 def render_report(
-    results: List[Dict[str, Any]], workloads: Sequence[str], mode: str, seconds: float
+    results: List[Dict[str, Any]],
+    workloads: Sequence[str],
+    mode: str,
+    seconds: float,
+    load_before: str,
 ) -> str:
     machine = describe_machine()
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -348,12 +373,16 @@ def render_report(
         f"- Machine: {machine['cpu']}, {machine['cpus']} logical CPUs, "
         f"{machine['memory']} RAM, {machine['system']}",
         f"- Python: {machine['python']}; msgflux commit {describe_commit()}",
+        f"- Load average (1, 5, 15 min) before the run: {load_before}; after it: "
+        f"{load_average()}. Other work on the machine slows the results down.",
         "- Each cell ran in its own process: "
         + ("one untimed warm-up run, then " if settings["warmup"] else "")
-        + f"{settings['runs']} timed runs, cut to 3 when a cell passed "
-        f"{settings['budget']:.0f} s. Each W8 run had a fresh process, up to "
-        f"{settings['memory_runs']} per cell within the same time. Tables show "
-        "medians, and the ratio is to the best median in the same table.",
+        + f"at least {settings['runs']} timed runs, more until they filled "
+        f"{settings['min_seconds']:g} s, but 3 once a cell passed {settings['budget']:.0f} s. "
+        f"Each W8 run had a fresh process, up to {settings['memory_runs']} per cell "
+        "within the same time. Tables show medians, and the ratio is to the best "
+        "median in the same table. The load column is the 1-minute load average "
+        f"after the cell: above {os.cpu_count()}, other work competed for the CPUs.",
         "",
     ]
     for workload in workloads:
@@ -413,9 +442,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # Quick mode has no 1,000,000-task memory run.
     workloads = [w for w in args.workloads if w in SETTINGS[mode]]
+    load_before = load_average()
     started = time.perf_counter()
     results = run_suite(workloads, peers, mode, original)
-    report = render_report(results, workloads, mode, time.perf_counter() - started)
+    report = render_report(
+        results, workloads, mode, time.perf_counter() - started, load_before
+    )
 
     sys.stdout.write(report)
     args.output_dir.mkdir(parents=True, exist_ok=True)

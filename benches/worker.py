@@ -33,6 +33,10 @@ def parse_args() -> argparse.Namespace:
         help="seconds after which runs stop early, after the third (default: 30)",
     )
     parser.add_argument(
+        "--min-seconds", type=float, default=1.0,
+        help="seconds that short runs repeat to fill, past --runs (default: 1)",
+    )
+    parser.add_argument(
         "--deadlock-after", type=float, default=20.0,
         help="seconds after which a nested run counts as deadlocked (default: 20)",
     )
@@ -46,6 +50,7 @@ def run_cell(args: argparse.Namespace) -> dict:
         runs=args.runs,
         warmup=not args.no_warmup,
         budget=args.budget,
+        min_seconds=args.min_seconds,
         deadlock_after=args.deadlock_after,
     )
     result = dict(workload=args.workload, peer=args.peer, label=args.peer, rows=[])

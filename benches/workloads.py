@@ -108,19 +108,30 @@ def count_up(iterations: int) -> int:
 # Measurement
 
 
-def repeat(measure: Callable[[], float], runs: int, warmup: bool, budget: float) -> List[float]:
-    """Call ``measure`` ``runs`` times after an optional warm-up call.
+# No cell makes more than MAX_RUNS runs, however short they are.
+MAX_RUNS = 100
 
-    After ``budget`` seconds the runs stop early, but never before the third,
-    so a cell that takes seconds per run still yields a median of three.
+
+def repeat(measure: Callable[[], float], options: Dict[str, Any]) -> List[float]:
+    """Call ``measure`` at least ``options["runs"]`` times after an optional
+    warm-up call, and return the measured values.
+
+    Short runs go on until they have taken ``options["min_seconds"]``, so a
+    millisecond-long cell gets a median of many runs. After
+    ``options["budget"]`` seconds the runs stop early, but never before the
+    third, so a cell that takes seconds per run still yields a median of three.
     """
-    if warmup:
+    runs, budget, min_seconds = options["runs"], options["budget"], options["min_seconds"]
+    if options["warmup"]:
         measure()
     values: List[float] = []
     started = time.perf_counter()
-    while len(values) < runs:
+    while True:
         values.append(measure())
-        if len(values) >= min(3, runs) and time.perf_counter() - started > budget:
+        elapsed = time.perf_counter() - started
+        if len(values) >= min(3, runs) and elapsed > budget:
+            break
+        if len(values) >= runs and (elapsed >= min_seconds or len(values) >= MAX_RUNS):
             break
     return values
 
@@ -146,7 +157,7 @@ def time_map(peer: Peer, fn: Callable[[Any], Any], items: List[Any], options) ->
         check_length(results, len(items), peer.name)
         return seconds
 
-    return repeat(measure, options["runs"], options["warmup"], options["budget"])
+    return repeat(measure, options)
 
 
 def check_length(results: Any, count: int, label: str) -> None:
@@ -205,7 +216,7 @@ def w5_coroutines(peer: Peer, settings, options) -> List[Dict[str, Any]]:
         peer.amap(trivial_coroutine, prepared)
         return time.perf_counter() - started
 
-    runs = repeat(measure, options["runs"], options["warmup"], options["budget"])
+    runs = repeat(measure, options)
     return [row(peer.name, "ms", [s * 1e3 for s in runs])]
 
 
@@ -213,6 +224,7 @@ def w6_deadline(peer: Peer, settings, options) -> List[Dict[str, Any]]:
     tasks = DeadlineTasks(settings["tasks"], settings["quick"], settings["slow"])
     timeout = settings["timeout"]
     by_api: Dict[str, Dict[str, Any]] = {}
+    # Each run waits for the slow task, so this workload makes exactly `runs`.
     for _ in range(options["runs"]):
         rows = peer.deadline(tasks, timeout)
         for api, seconds, slots in rows:
@@ -253,10 +265,7 @@ def w7_nested(peer: Peer, settings, options) -> List[Dict[str, Any]]:
         )
     rows = []
     for label, call in variants:
-        runs = repeat(
-            lambda: run_with_watchdog(call, options["deadlock_after"]),
-            options["runs"], options["warmup"], options["budget"],
-        )
+        runs = repeat(lambda: run_with_watchdog(call, options["deadlock_after"]), options)
         rows.append(row(label, "ms", [s * 1e3 for s in runs]))
     return rows
 

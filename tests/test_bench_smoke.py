@@ -30,7 +30,7 @@ def run_worker(tmp_path: Path, workload: str, peer: str) -> dict:
     subprocess.run(
         [
             sys.executable, str(BENCHES / "worker.py"),
-            "--mode", "smoke", "--runs", "1", "--no-warmup",
+            "--mode", "smoke", "--runs", "1", "--min-seconds", "0", "--no-warmup",
             "--workload", workload, "--peer", peer, "--out", str(out),
         ],
         check=True,
