@@ -9,9 +9,15 @@ callable and arguments travel inside an opaque ``_Call`` object, so Dask
 neither runs a tuple that starts with a callable as a task of its own nor
 swaps futures found in the arguments for their values: tasks get exactly
 what the caller passed, as with threads. Waiting happens in one coroutine on
-the client's event loop, which collects finished tasks in batches and
-fetches their results with one ``gather`` per batch. At the deadline the
-unfinished futures are cancelled and their slots hold a ``TimeoutError``.
+the client's event loop. Without a timeout it fetches every result with one
+``gather`` at the end, as ``client.gather(client.map(...))`` does; with one
+it fetches finished results every 50 ms, so they are in hand at the
+deadline. Then the unfinished futures are cancelled and their slots hold a
+``TimeoutError``.
+
+NOTE: a result that finished less than about 50 ms (plus one fetch) before
+the deadline may still be reported as timed out: the call returns at the
+deadline rather than wait for data on the cluster.
 
 When a worker dies, the scheduler runs its tasks again elsewhere; a task
 that has killed ``distributed.scheduler.allowed-failures`` + 1 workers fails
@@ -150,19 +156,41 @@ class _Failure:
         return exc
 
 
-def _invoke(call: _Call) -> Any:
-    from msgflux import _backends
+class _Invoker:
+    """Runs one task on a worker.
 
-    # A gather inside a task runs on the worker's threads unless it names a
-    # backend: a nested "dask" gather would wait on the cluster it occupies.
-    with _backends.backend("threads"):
-        try:
-            result = call.f(*call.args, **call.kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
-        except BaseException as exc:  # noqa: BLE001 - carried back, not lost
-            return _Failure(exc)
-    return result
+    When every call of a batch has the same callable, the invoker carries it
+    and the calls do not: Dask then sends the callable once per worker
+    rather than once per task.
+    """
+
+    __slots__ = ("f",)
+
+    def __init__(self, f: Any = None) -> None:
+        self.f = f
+
+    def __getstate__(self):
+        # A tuple: pickle skips __setstate__ for a false state such as None.
+        return (self.f,)
+
+    def __setstate__(self, state) -> None:
+        (self.f,) = state
+
+    def __call__(self, call: _Call) -> Any:
+        from msgflux import _backends
+
+        f = self.f if call.f is None else call.f
+        # A gather inside a task runs on the worker's threads unless it names
+        # a backend: a nested "dask" gather would wait on the cluster it
+        # occupies.
+        with _backends.backend("threads"):
+            try:
+                result = f(*call.args, **call.kwargs)
+                if inspect.isawaitable(result):
+                    result = asyncio.run(_await(result))
+            except BaseException as exc:  # noqa: BLE001 - carried back, not lost
+                return _Failure(exc)
+        return result
 
 
 async def _await(awaitable: Any) -> Any:
@@ -180,10 +208,16 @@ def _key_prefix(f: Any) -> str:
 
 def _submit(client: distributed.Client, calls: List[Call]) -> List[Any]:
     """One future per call; a call that cannot be pickled gets a TaskError."""
-    wrapped = [_Call(f, args, kwargs) for f, args, kwargs in calls]
-    prefix = _key_prefix(calls[0][0])
+    first = calls[0][0]
+    if all(f is first for f, _args, _kwargs in calls):
+        invoker = _Invoker(first)
+        wrapped = [_Call(None, args, kwargs) for _f, args, kwargs in calls]
+    else:
+        invoker = _Invoker()
+        wrapped = [_Call(f, args, kwargs) for f, args, kwargs in calls]
+    prefix = _key_prefix(first)
     try:
-        return client.map(_invoke, wrapped, key=prefix, pure=False)
+        return client.map(invoker, wrapped, key=prefix, pure=False)
     except Exception as batch_error:
         # NOTE: distributed logs the failed serialization at ERROR before
         # raising; checking every call up front would pickle each one twice.
@@ -192,7 +226,7 @@ def _submit(client: distributed.Client, calls: List[Call]) -> List[Any]:
     sendable: List[_Call] = []
     for index, call in enumerate(wrapped):
         try:
-            cloudpickle.dumps(call)
+            cloudpickle.dumps((invoker, call))
         except Exception as exc:
             if hasattr(exc, "add_note"):
                 exc.add_note(
@@ -203,40 +237,149 @@ def _submit(client: distributed.Client, calls: List[Call]) -> List[Any]:
         else:
             slots.append(None)
             sendable.append(call)
-    futures = iter(client.map(_invoke, sendable, key=prefix, pure=False) if sendable else [])
+    if not sendable:
+        return slots
+    futures = iter(client.map(invoker, sendable, key=prefix, pure=False))
     return [slot if slot is not None else next(futures) for slot in slots]
 
 
 _MISSING = object()
 
 
-async def _settle(
-    client: distributed.Client, futures: List[Any], deadline: Optional[float]
-) -> List[Any]:
-    """Wait on the client's loop; return each slot's value, TaskError or
-    ``_MISSING`` for a task unfinished at the deadline."""
-    slots: List[Any] = [
-        future if isinstance(future, TaskError) else _MISSING for future in futures
-    ]
-    live = [future for future in futures if not isinstance(future, TaskError)]
-    position = {future.key: index for index, future in enumerate(futures)
-                if not isinstance(future, TaskError)}
-    fetches: List["asyncio.Future[None]"] = []
+# With a deadline, finished results are fetched at most this often, so they
+# are in hand when it comes; without one, a single gather at the end is the
+# cheapest way, as each gather is a round trip through the scheduler.
+_FETCH_EVERY = 0.05
 
-    async def fetch(done: List[Any]) -> None:
+
+class _Collector:
+    """Waits for one batch's futures on the client's event loop.
+
+    ``slots`` ends with each task's value, a ``TaskError`` or ``_MISSING``
+    for a task unfinished at the deadline.
+    """
+
+    def __init__(
+        self, client: distributed.Client, futures: List[Any], deadline: Optional[float]
+    ) -> None:
+        self.client = client
+        self.deadline = deadline
+        self.slots: List[Any] = [
+            future if isinstance(future, TaskError) else _MISSING for future in futures
+        ]
+        self.live = [future for future in futures if not isinstance(future, TaskError)]
+        self.position = {
+            future.key: index
+            for index, future in enumerate(futures)
+            if not isinstance(future, TaskError)
+        }
+        self.unfetched: List[Any] = []
+        self.fetching: Optional["asyncio.Task[None]"] = None
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.last_fetch = float("-inf")
+        self.closing = False
+
+    async def run(self) -> List[Any]:
+        remaining = None
+        if self.deadline is not None:
+            remaining = max(0.0, self.deadline - time.monotonic())
         try:
-            values = await client.gather(done, asynchronous=True)
+            await asyncio.wait_for(self._collect(), remaining)
+        except asyncio.TimeoutError:
+            self._stop_fetching()
+        except BaseException:
+            self._stop_fetching()
+            await _cancel(self.client, self.live)
+            raise
+        unfinished = [
+            future for future in self.live
+            if self.slots[self.position[future.key]] is _MISSING
+        ]
+        await _cancel(self.client, unfinished)
+        return self.slots
+
+    async def _collect(self) -> None:
+        if not self.live:
+            return
+        if self.deadline is None:
+            # Fast path: one gather, as client.gather(client.map(...)) does.
+            # It raises at the first failed future (KilledWorker, a cancel);
+            # the loop below then sorts out every slot.
+            try:
+                values = await self.client.gather(self.live, asynchronous=True)
+            except Exception as exc:
+                logger.debug("gathering the whole batch failed (%r); collecting "
+                             "task by task", exc)
+            else:
+                for future, value in zip(self.live, values):
+                    self.slots[self.position[future.key]] = value
+                return
+        ready = distributed.as_completed(self.live, loop=self.client.loop)
+        async for first in ready:
+            for future in [first, *ready.next_batch(block=False)]:
+                if future.status == "finished":
+                    self.unfetched.append(future)
+                else:
+                    await self._record_failure(future)
+            if self.deadline is not None:
+                self._schedule_fetch()
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.fetching is not None:
+            await self.fetching
+        if self.unfetched:
+            await self._fetch(self._take())
+
+    def _take(self) -> List[Any]:
+        taken, self.unfetched = self.unfetched, []
+        return taken
+
+    def _schedule_fetch(self) -> None:
+        if self.closing or self.fetching is not None or self.timer is not None:
+            return
+        if not self.unfetched:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self.last_fetch + _FETCH_EVERY - loop.time()
+        if delay <= 0:
+            self._start_fetch()
+        else:
+            self.timer = loop.call_later(delay, self._start_fetch)
+
+    def _start_fetch(self) -> None:
+        self.timer = None
+        if self.closing or self.fetching is not None or not self.unfetched:
+            return
+        self.last_fetch = asyncio.get_running_loop().time()
+        self.fetching = asyncio.ensure_future(self._fetch(self._take()))
+        self.fetching.add_done_callback(self._fetched)
+
+    def _fetched(self, _task: "asyncio.Task[None]") -> None:
+        self.fetching = None
+        self._schedule_fetch()
+
+    def _stop_fetching(self) -> None:
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.fetching is not None:
+            self.fetching.cancel()
+
+    async def _fetch(self, done: List[Any]) -> None:
+        try:
+            values = await self.client.gather(done, asynchronous=True)
         except Exception as exc:
             # Data lost after the task finished; each slot gets the error.
             for future in done:
-                index = position[future.key]
-                slots[index] = TaskError(index, exc)
+                index = self.position[future.key]
+                self.slots[index] = TaskError(index, exc)
             return
         for future, value in zip(done, values):
-            slots[position[future.key]] = value
+            self.slots[self.position[future.key]] = value
 
-    async def record_failure(future: Any) -> None:
-        index = position[future.key]
+    async def _record_failure(self, future: Any) -> None:
+        index = self.position[future.key]
         if future.status == "error":
             exc = await future.exception(asynchronous=True)
             tb = await future.traceback(asynchronous=True)
@@ -246,38 +389,7 @@ async def _settle(
             exc = concurrent.futures.CancelledError(
                 f"Dask cancelled task {index} (future status {future.status!r})"
             )
-        slots[index] = TaskError(index, exc)
-
-    async def collect() -> None:
-        if not live:
-            return
-        ready = distributed.as_completed(live, loop=client.loop)
-        async for first in ready:
-            batch = [first, *ready.next_batch(block=False)]
-            finished = [future for future in batch if future.status == "finished"]
-            for future in batch:
-                if future.status != "finished":
-                    await record_failure(future)
-            if finished:
-                fetches.append(asyncio.ensure_future(fetch(finished)))
-        if fetches:
-            await asyncio.gather(*fetches)
-
-    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-    try:
-        await asyncio.wait_for(collect(), remaining)
-    except asyncio.TimeoutError:
-        for task in fetches:
-            task.cancel()
-    except BaseException:
-        for task in fetches:
-            task.cancel()
-        await _cancel(client, live)
-        raise
-    unfinished = [future for future in live if slots[position[future.key]] is _MISSING]
-    if unfinished:
-        await _cancel(client, unfinished)
-    return slots
+        self.slots[index] = TaskError(index, exc)
 
 
 async def _cancel(client: distributed.Client, futures: List[Any]) -> None:
@@ -358,7 +470,8 @@ def run(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
             "ascatter_gather or abcast_gather there instead"
         )
     futures = _submit(client, calls)
-    waiter = asyncio.run_coroutine_threadsafe(_settle(client, futures, deadline), loop)
+    collector = _Collector(client, futures, deadline)
+    waiter = asyncio.run_coroutine_threadsafe(collector.run(), loop)
     try:
         slots = waiter.result()
     except BaseException:
@@ -389,7 +502,7 @@ async def arun(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
     # NOTE: client.map pickles the batch on this thread, so a batch with
     # large arguments holds the event loop while it is serialized.
     futures = _submit(client, calls)
-    settle = _settle(client, futures, deadline)
+    settle = _Collector(client, futures, deadline).run()
     if _running_loop() is loop:
         slots = await settle
     else:
