@@ -12,8 +12,8 @@ through the "dask" backend and through Dask's own ``client.map`` plus
 ``client.gather`` on one LocalCluster (two worker processes of one thread
 each, on 127.0.0.1) that this script starts and stops.
 
-Every runner does one untimed warm-up call first, so pools and workers are
-up; the table gives the median, minimum and maximum of the timed runs.
+Every runner makes one untimed warm-up call first, so pools and workers are
+up. The table gives the median, minimum and maximum of the timed runs.
 Nothing here asserts on speed. Needs: pip install joblib distributed
 cloudpickle.
 """
@@ -78,7 +78,7 @@ def check(results: Any, expected: List[Any], label: str) -> None:
 
 
 def local_w4_runners() -> Tuple[List[Tuple[str, Callable[[], Any]]], Any]:
-    """The W4 runners that need no cluster, and the executor to shut down."""
+    """Return the W4 runners that need no cluster, and the executor to shut down."""
     import joblib
 
     import msgflux.nn.functional as F
@@ -127,7 +127,9 @@ def measure(
     """Time each runner ``runs`` times, taking turns so that a change in the
     machine's load hits every runner alike. One untimed, checked call each
     comes first."""
-    rows = [{"workload": workload, "runner": label, "times": []} for label, _ in runners]
+    rows = [
+        {"workload": workload, "runner": label, "times": []} for label, _ in runners
+    ]
     for label, call in runners:
         check(call(), expected, label)
     for run in range(runs):
@@ -144,7 +146,10 @@ def table(rows: List[Dict[str, Any]], baselines: Dict[str, str]) -> str:
         "| workload | runner | median (s) | min (s) | max (s) | vs baseline |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    medians = {(r["workload"], r["runner"]): statistics.median(r["times"]) for r in rows}
+    medians = {
+        (row["workload"], row["runner"]): statistics.median(row["times"])
+        for row in rows
+    }
     for row in rows:
         median = medians[(row["workload"], row["runner"])]
         baseline = medians[(row["workload"], baselines[row["workload"]])]
@@ -210,7 +215,8 @@ def main() -> None:
     client = distributed.Client(cluster)
     try:
         rows += measure("W4", dask_runners(client, "W4"), w4_expected, w4_runs)
-        rows += measure("W1", dask_runners(client, "W1"), list(range(W1_TASKS)), w1_runs)
+        w1_expected = list(range(W1_TASKS))
+        rows += measure("W1", dask_runners(client, "W1"), w1_expected, w1_runs)
     finally:
         client.close()
         cluster.close()

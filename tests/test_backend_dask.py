@@ -14,8 +14,8 @@ from conftest import run_python
 from msgflux import TaskError
 from msgflux._backends import configure_dask
 
-# A task that kills its worker is run again elsewhere until it has killed
-# this many + 1 workers; one retry keeps the poison test short.
+# A task that kills its worker runs again elsewhere until it has killed this
+# many + 1 workers. One retry keeps the poison test short.
 ALLOWED_FAILURES = 1
 
 
@@ -122,7 +122,7 @@ def test_lambda_and_closure_run_on_workers(client):
     assert results == (8, 9)
 
 
-def test_tuple_argument_starting_with_callable_is_passed_as_is(client):
+def test_callable_tuple_argument_passes_unchanged(client):
     (result,) = F.map_gather(lambda t: t, args_list=[((abs, -3),)], backend="dask")
 
     assert result == (abs, -3)
@@ -190,7 +190,7 @@ def test_task_killing_every_worker_fails_with_killed_worker(own_client):
     assert results[1] == "ok"
 
 
-def test_nested_gather_in_a_task_runs_on_the_worker_s_threads(client):
+def test_nested_gather_runs_on_threads(client):
     ((outer, inner),) = F.map_gather(nested_pids, args_list=[(3,)], backend="dask")
 
     assert inner == (outer, outer, outer)

@@ -97,7 +97,7 @@ def test_tasks_run_in_other_processes():
     assert os.getpid() not in pids
 
 
-def test_results_keep_input_order_when_later_tasks_finish_first():
+def test_results_keep_input_order():
     count = 6
 
     results = F.map_gather(
@@ -159,7 +159,7 @@ def test_worker_traceback_text_is_the_exception_cause():
     assert "ValueError: deep" in cause.text
 
 
-def test_os_exit_gives_task_error_and_a_new_worker():
+def test_os_exit_fails_only_its_task():
     results = F.scatter_gather(
         [exit_now, square], [(7,), (5,)], backend="processes", timeout=60
     )
@@ -167,7 +167,7 @@ def test_os_exit_gives_task_error_and_a_new_worker():
     error = results[0].exception
     assert isinstance(error, WorkerDiedError)
     assert error.exitcode == 7
-    assert "exited with status 7" in str(error)
+    assert "exited with status 7 while running task 0" in str(error)
     assert results[1] == 25
     assert F.map_gather(square, args_list=[(6,)], backend="processes") == (36,)
 
@@ -216,7 +216,7 @@ def test_timeout_slot_message_names_the_limit(tmp_path):
     assert "1.5 s timeout" in str(result.exception)
 
 
-def test_nested_gather_in_a_task_runs_on_the_task_s_threads():
+def test_nested_gather_runs_on_threads():
     ((outer, inner),) = F.map_gather(nested_pids, args_list=[(3,)], backend="processes")
 
     assert outer != os.getpid()
@@ -384,7 +384,8 @@ EXIT_WITH_STUCK_TASK = """
 
     if __name__ == "__main__":
         path = sys.argv[1]
-        print(F.map_gather(os.getpid, args_list=[()], backend="processes")[0], flush=True)
+        (first,) = F.map_gather(os.getpid, args_list=[()], backend="processes")
+        print(first, flush=True)
         runner = threading.Thread(
             target=F.map_gather, args=(hang,),
             kwargs=dict(args_list=[(path,)], backend="processes"), daemon=True,
@@ -397,7 +398,7 @@ EXIT_WITH_STUCK_TASK = """
 """
 
 
-def test_exit_with_a_stuck_task_neither_hangs_nor_warns(tmp_path):
+def test_exit_with_stuck_task_is_clean(tmp_path):
     pid_file = tmp_path / "exit.pid"
     started = time.monotonic()
 

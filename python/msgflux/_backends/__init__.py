@@ -153,8 +153,8 @@ def configure_dask(client: Any) -> None:
 
 def _shut_down_backends() -> None:
     # Registered when this module is first imported, which happens before
-    # the spawn module registers its exit hook; atexit runs hooks in reverse,
-    # so spawned tasks get their grace period while worker processes live.
+    # the spawn module registers its exit hook. atexit runs hooks in reverse
+    # order, so spawned tasks get their grace period while workers still run.
     for name, (module_name, _extra) in _MODULES.items():
         module = sys.modules.get(module_name)
         shutdown = getattr(module, "shutdown", None)

@@ -5,10 +5,10 @@ The client is the one given to ``msgflux.configure_dask(client)``, or else
 ``Client`` created) or, inside a Dask task, the worker's own client.
 
 A batch goes to the scheduler in one ``client.map`` call. Each task's
-callable and arguments travel inside an opaque ``_Call`` object, so Dask
-neither runs a tuple that starts with a callable as a task of its own nor
-swaps futures found in the arguments for their values: tasks get exactly
-what the caller passed, as with threads. Waiting happens in one coroutine on
+callable and arguments travel inside an opaque ``_Call`` object. Dask
+therefore does not run a tuple that starts with a callable as a task of its
+own, nor replace futures found in the arguments with their values. Tasks get
+exactly what the caller passed, as with threads. Waiting happens in one coroutine on
 the client's event loop. Without a timeout it fetches every result with one
 ``gather`` at the end, as ``client.gather(client.map(...))`` does; with one
 it fetches finished results every 50 ms, so they are in hand at the
@@ -56,7 +56,8 @@ def configure(client: Optional[distributed.Client]) -> None:
     global _client
     if client is not None and not isinstance(client, distributed.Client):
         raise TypeError(
-            f"configure_dask() needs a distributed.Client or None, got "
+            f"invalid client for configure_dask(): expected a "
+            f"distributed.Client or None, got "
             f"{type(client).__name__}"
         )
     _client = client
@@ -103,7 +104,7 @@ class _Call:
 
 
 class _Failure:
-    """What a task raised, carried back as its result.
+    """An exception raised by a task, carried back as the task's result.
 
     Returning failures as values keeps Dask from logging each one at ERROR
     on the worker (failures are the caller's to handle) and lets a
@@ -125,7 +126,8 @@ class _Failure:
             self.message = str(exc)
         except Exception:
             self.message = "<str() of the exception failed>"
-        self.text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        self.text = "".join(lines)
         try:
             self.frames = tblib.Traceback(exc.__traceback__).to_dict()
         except Exception:
@@ -138,7 +140,7 @@ class _Failure:
         self.exception, self.kind, self.message, self.frames, self.text = state
 
     def rebuild(self) -> BaseException:
-        """The exception as the caller sees it, with the worker's traceback."""
+        """Return the exception as the caller sees it, with the worker's traceback."""
         exc = self.exception
         if exc is None:
             exc = RuntimeError(
@@ -157,7 +159,7 @@ class _Failure:
 
 
 class _Invoker:
-    """Runs one task on a worker.
+    """The callable that runs one task on a worker.
 
     When every call of a batch has the same callable, the invoker carries it
     and the calls do not: Dask then sends the callable once per worker
@@ -207,7 +209,10 @@ def _key_prefix(f: Any) -> str:
 
 
 def _submit(client: distributed.Client, calls: List[Call]) -> List[Any]:
-    """One future per call; a call that cannot be pickled gets a TaskError."""
+    """Submit the calls and return one future per call.
+
+    A call that cannot be pickled gets a TaskError in place of its future.
+    """
     first = calls[0][0]
     if all(f is first for f, _args, _kwargs in calls):
         invoker = _Invoker(first)
@@ -246,14 +251,14 @@ def _submit(client: distributed.Client, calls: List[Call]) -> List[Any]:
 _MISSING = object()
 
 
-# With a deadline, finished results are fetched at most this often, so they
-# are in hand when it comes; without one, a single gather at the end is the
-# cheapest way, as each gather is a round trip through the scheduler.
+# With a deadline, finished results are fetched this often, so they are in
+# hand when it comes. Without one, a single gather at the end is cheapest,
+# because each gather is a round trip through the scheduler.
 _FETCH_EVERY = 0.05
 
 
 class _Collector:
-    """Waits for one batch's futures on the client's event loop.
+    """The waiter for one batch's futures, run on the client's event loop.
 
     ``slots`` ends with each task's value, a ``TaskError`` or ``_MISSING``
     for a task unfinished at the deadline.
@@ -398,7 +403,8 @@ async def _cancel(client: distributed.Client, futures: List[Any]) -> None:
     try:
         await client.cancel(futures, asynchronous=True)
     except Exception as exc:
-        # Cancelling only spares the cluster work; the caller has its answer.
+        # Cancelling only saves the cluster work, and the caller already has
+        # its results.
         logger.debug("cancelling %d Dask future(s) failed: %r", len(futures), exc)
 
 
@@ -426,7 +432,8 @@ def _finish(slots: List[Any], timeout: Optional[float]) -> Tuple[Any, ...]:
                          exc_info=slot.exception)
         results.append(slot)
     if interrupt is not None:
-        # As with threads: Ctrl-C raised in a task stops the whole call.
+        # As with threads, a KeyboardInterrupt raised in a task stops the
+        # whole call.
         raise interrupt
     return tuple(results)
 
@@ -481,7 +488,7 @@ def run(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
 
 
 async def arun(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
-    """Awaitable ``run``; waits without blocking the running event loop.
+    """Run ``calls`` like ``run``, without blocking the running event loop.
 
     Args:
         calls: One ``(callable, args, kwargs)`` triple per task.
@@ -500,7 +507,7 @@ async def arun(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
     client = _get_client()
     loop = _client_loop(client)
     # NOTE: client.map pickles the batch on this thread, so a batch with
-    # large arguments holds the event loop while it is serialized.
+    # large arguments blocks the event loop while it is serialized.
     futures = _submit(client, calls)
     settle = _Collector(client, futures, deadline).run()
     if _running_loop() is loop:

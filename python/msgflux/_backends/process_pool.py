@@ -91,7 +91,7 @@ class _Worker:
         _send_frame(self.sock, _TASK, parts)
 
     def receive(self, deadline: Optional[float]) -> Optional[Tuple[int, bytearray]]:
-        # The worker writes a whole frame at once; the floor only matters
+        # The worker writes a whole frame at once, so the floor only matters
         # when a large frame is still arriving at the deadline.
         self.sock.settimeout(_remaining(deadline, floor=0.005))
         return _recv_frame(self.sock)
@@ -108,7 +108,7 @@ class _Worker:
             try:
                 self.proc.kill()
             except OSError:
-                pass  # Already gone; wait() reaps it.
+                pass  # Already gone, and wait() reaps it.
 
     def close(self) -> None:
         """Ask the worker to leave: it exits when it reads end of file."""
@@ -156,8 +156,8 @@ def _default_size() -> int:
             size = 0
         if size < 1:
             raise ValueError(
-                f"{_SIZE_ENV} must be a whole number of processes, 1 or more, "
-                f"got {text!r}"
+                f"invalid {_SIZE_ENV} {text!r}: set it to a whole number of "
+                "processes, 1 or more"
             )
         return size
     if hasattr(os, "process_cpu_count"):
@@ -188,7 +188,7 @@ class _Pool:
         self.wakers: Set[_Waker] = set()
 
     def try_acquire(self) -> Optional[_Worker]:
-        """An idle or new worker, or None when every slot is taken."""
+        """Return an idle or new worker, or None when every slot is taken."""
         if self.dying:
             self._reap()
         while True:
@@ -298,7 +298,7 @@ class _Pool:
             }
 
     def shutdown(self, grace: float) -> None:
-        """Stop every worker: idle ones get ``grace`` seconds to leave."""
+        """Stop every worker, giving idle ones ``grace`` seconds to exit."""
         with self.lock:
             self.closed = True
             idle, self.idle = self.idle, []
@@ -347,7 +347,7 @@ def _get_pool() -> _Pool:
 
 
 def configure(*, max_workers: Optional[int] = None) -> Dict[str, int]:
-    """Set the most worker processes alive at once; see
+    """Set the maximum number of worker processes alive at once; see
     ``msgflux._backends.configure_processes``."""
     global _size
     if max_workers is not None:

@@ -1,9 +1,9 @@
 """The worker process of the ``"processes"`` backend, and the frames that
 travel between it and the caller over their socket pair.
 
-A frame is a kind byte, the body length and the body. A task's body holds
-the pickled callable and, apart, its pickled arguments, so a worker that
-gets the same callable again reuses the object it unpickled last.
+A frame is a kind byte, the body length and the body. A task's body
+contains the pickled callable and, separately, its pickled arguments, so a
+worker that gets the same callable again reuses the object it unpickled last.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _recv_exact(sock: socket.socket, size: int) -> Optional[bytearray]:
 
 
 def _recv_frame(sock: socket.socket) -> Optional[Tuple[int, bytearray]]:
-    """Read one frame; None when the other end closed its socket."""
+    """Read one frame, or return None when the other end closed its socket."""
     header = _recv_exact(sock, _HEADER.size)
     if header is None:
         return None
@@ -89,7 +89,7 @@ def _recv_frame(sock: socket.socket) -> Optional[Tuple[int, bytearray]]:
 
 def _worker_main(fd: int) -> None:
     """Serve tasks on socket ``fd`` until the caller closes it."""
-    # Ctrl-C in a terminal reaches the whole process group; the caller
+    # Ctrl-C in a terminal reaches the whole process group, but the caller
     # decides what happens to running tasks, so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable()
@@ -99,15 +99,16 @@ def _worker_main(fd: int) -> None:
     from msgflux import _backends
 
     # A gather inside a task runs on threads unless it names a backend,
-    # whatever MSGFLUX_BACKEND says: workers must not start pools of their own.
+    # whatever MSGFLUX_BACKEND is set to, because workers must not start
+    # pools of their own.
     with _backends.backend("threads"):
         _serve(sock)
     sock.close()
 
 
 def _watch_parent(parent: int) -> None:
-    # A worker stuck in a task would outlive a caller that was killed; this
-    # thread ends it once the caller is gone (the worker is re-parented).
+    # A worker stuck in a task would outlive a caller that was killed. This
+    # thread ends the worker once it is re-parented, as the caller is gone.
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)

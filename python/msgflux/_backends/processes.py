@@ -1,13 +1,14 @@
 """The ``"processes"`` backend: tasks in reusable worker processes.
 
-Threads cannot run pure-Python CPU work in parallel under the GIL; worker
-processes can. Each worker is a fresh interpreter started with
+Threads cannot run pure-Python CPU work in parallel under the GIL, but
+worker processes can. Each worker is a fresh interpreter started with
 ``subprocess.Popen`` (fork and exec, never a bare fork), so it inherits none
-of the caller's threads or the locks they hold: the Rust worker pool and the
-background event loops make a bare ``fork`` unsafe, and ``multiprocessing``'s
-spawn re-imports the caller's ``__main__`` in every child, which breaks
-scripts without an ``if __name__ == "__main__"`` guard. The cost is one
-interpreter start per worker, paid once, since workers are reused.
+of the caller's threads or the locks they own. A bare ``fork`` is unsafe
+here because of the Rust worker pool and the background event loops.
+``multiprocessing``'s spawn method is not used either: it re-imports the
+caller's ``__main__`` in every child, which breaks scripts without an
+``if __name__ == "__main__"`` guard. The cost is one interpreter start per
+worker, paid once, because workers are reused.
 
 Each worker talks to the caller over its own Unix socket pair. The caller
 pickles a task's callable and arguments with cloudpickle (so lambdas and
@@ -112,7 +113,7 @@ def _seconds_text(seconds: Optional[float]) -> str:
 
 
 class _Cancelled(Exception):
-    """The awaiting coroutine was cancelled; the batch stops."""
+    """Raised inside a batch whose awaiting coroutine was cancelled, to stop it."""
 
 
 def _add_note(exc: BaseException, note: str) -> BaseException:
@@ -132,17 +133,19 @@ def _decode_error(body: bytes) -> BaseException:
             reason = f"unpickling it failed: {type(err).__name__}: {err}"
     if not isinstance(exc, BaseException):
         exc = RuntimeError(
-            f"the task raised {kind}: {message}; that exception could not be "
-            f"sent back from the worker process ({reason})"
+            f"the task raised {kind}: {message}. Sending that exception back "
+            f"from the worker process failed ({reason})"
         )
     exc.__cause__ = RemoteTraceback(f"\nin worker process {pid}:\n{text}")
     return exc
 
 
 class _Batch:
-    """Runs one gather's calls on the pool, in the calling thread."""
+    """One gather's calls, run on the pool from the calling thread."""
 
-    def __init__(self, pool: _Pool, calls: List[Call], timeout: Optional[float]) -> None:
+    def __init__(
+        self, pool: _Pool, calls: List[Call], timeout: Optional[float]
+    ) -> None:
         self.pool = pool
         self.calls = calls
         self.timeout = timeout
@@ -159,14 +162,17 @@ class _Batch:
         self.interrupt: Optional[BaseException] = None
 
     def cancel(self) -> None:
-        """Stop the batch from another thread; its running workers are killed."""
+        """Stop the batch from another thread and kill its running workers."""
         self.cancelled = True
         waker = self.waker
         if waker is not None:
             waker.wake()
 
     def run(self) -> Optional[Tuple[Any, ...]]:
-        """Run to completion or to the deadline; None if cancelled."""
+        """Run the batch to completion or to the deadline.
+
+        Returns None if the batch was cancelled.
+        """
         self.waker = waker = _Waker()
         selector = selectors.DefaultSelector()
         selector.register(waker.reader, selectors.EVENT_READ, None)
@@ -236,8 +242,8 @@ class _Batch:
             try:
                 worker.send(parts, self.deadline)
             except OSError:
-                # The worker died while idle, or the deadline came mid-send.
-                # Either way the task never started: try it once more.
+                # The worker died while idle, or the deadline passed during
+                # the send. The task never started, so it is tried once more.
                 self.pool.retire(worker)
                 if index in self.resent:
                     self._fail(index, self._died(worker, index))
@@ -297,7 +303,8 @@ class _Batch:
             return
         exc = _decode_error(body)
         if isinstance(exc, KeyboardInterrupt):
-            # As with threads: Ctrl-C raised in a task stops the whole call.
+            # As with threads, a KeyboardInterrupt raised in a task stops the
+            # whole call.
             self.interrupt = exc
             return
         self._fail(index, exc)
@@ -310,10 +317,10 @@ class _Batch:
         how = _describe_exit(code)
         logger.debug("worker process %d %s during task %d", worker.pid, how, index)
         return WorkerDiedError(
-            f"the worker process {worker.pid} running task {index} {how}; "
-            "a crash in the task itself (a segfault in an extension, "
-            "os._exit(), running out of memory) ends its process. A new "
-            "worker takes its place",
+            f"worker process {worker.pid} {how} while running task {index}. "
+            "The task crashed its process (for example a segfault in an "
+            "extension, os._exit() or running out of memory), and a new "
+            "worker replaces it",
             worker.pid,
             code,
         )
@@ -342,8 +349,8 @@ class _Batch:
         for worker, _index in running:
             worker.kill()
         for worker, _index in running:
-            # SIGKILL ends a process within microseconds; reaping it here
-            # keeps the slot honest. One that lingers is reaped later.
+            # A killed process exits almost at once, so it is reaped here,
+            # waiting at most 50 ms. One that takes longer is reaped later.
             worker.exit_code(0.05)
             self.pool.retire(worker, kill=False)
 
@@ -371,7 +378,7 @@ def run(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
 
 
 async def arun(calls: List[Call], timeout: Optional[float]) -> Tuple[Any, ...]:
-    """Awaitable ``run``: the waiting happens on a msgflux worker thread.
+    """Run ``calls`` like ``run``, waiting on a msgflux worker thread.
 
     Args:
         calls: One ``(callable, args, kwargs)`` triple per task.
