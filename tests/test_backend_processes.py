@@ -213,7 +213,9 @@ def test_timeout_slot_message_names_the_limit(tmp_path):
         backend="processes", timeout=1.5,
     )
 
-    assert "1.5 s timeout" in str(result.exception)
+    message = str(result.exception)
+    assert "1.5 s timeout" in message
+    assert "1 worker process(es) still running tasks were killed" in message
 
 
 def test_nested_gather_runs_on_threads():

@@ -331,11 +331,14 @@ class _Batch:
 
     def _expire(self) -> None:
         unfinished = sum(1 for result in self.results if result is _MISSING)
-        error = TimeoutError(
-            f"task did not finish within the {_seconds_text(self.timeout)} s timeout "
-            f"({unfinished} of {len(self.results)} tasks unfinished); the "
-            "worker processes still running them were killed"
+        message = (
+            f"task did not finish within the {_seconds_text(self.timeout)} s "
+            f"timeout ({unfinished} of {len(self.results)} tasks unfinished)"
         )
+        if self.running:
+            killed = len(self.running)
+            message += f"; {killed} worker process(es) still running tasks were killed"
+        error = TimeoutError(message)
         self._abandon_running()
         for index, result in enumerate(self.results):
             if result is _MISSING:
