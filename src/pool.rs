@@ -14,6 +14,10 @@
 //! (it doubles per tick) up to `max_workers`. Idle workers exit after
 //! `idle_timeout`.
 //!
+//! NOTE: the CPU check reads this process's CPU time, so when other processes
+//! keep every core busy, runnable-but-waiting workers look blocked and the
+//! pool may add a few threads it does not need.
+//!
 //! Workers blocked in a nested gather do not count toward `max_workers`, which
 //! is what keeps nested fan-out free of deadlocks under any cap.
 
@@ -52,6 +56,8 @@ struct Queue {
     idle: usize,
     monitor_alive: bool,
     shutdown: bool,
+    /// Idle workers notified but not yet awake.
+    waking: usize,
 }
 
 pub struct Pool {
@@ -109,6 +115,7 @@ impl Pool {
                 idle: 0,
                 monitor_alive: false,
                 shutdown: false,
+                waking: 0,
             }),
             work_ready: Condvar::new(),
             monitor_wake: Condvar::new(),
@@ -142,18 +149,17 @@ impl Pool {
             queue.batches.push_back(batch);
         }
 
-        let woken = wanted.min(queue.idle);
-        if woken == queue.idle {
-            self.work_ready.notify_all();
-        } else {
-            for _ in 0..woken {
-                self.work_ready.notify_one();
-            }
+        // Start at most one running worker per CPU at once, waking idle ones
+        // first. More only help tasks that block, which the monitor detects.
+        let busy = queue.workers - queue.idle;
+        let sleeping = queue.idle.saturating_sub(queue.waking);
+        let woken = wanted.min(sleeping).min(self.cpus.saturating_sub(busy));
+        for _ in 0..woken {
+            self.work_ready.notify_one();
         }
-        let missing = wanted - woken;
-        let running = queue.workers - queue.idle + woken;
-        let room = self.cpus.saturating_sub(running);
-        let spawn_now = missing.min(room).min(self.room_to_grow(&queue));
+        queue.waking += woken;
+        let room = self.cpus.saturating_sub(busy + woken);
+        let spawn_now = (wanted - woken).min(room).min(self.room_to_grow(&queue));
         let spawned = self.spawn_workers(&mut queue, spawn_now);
 
         if wanted > woken + spawned {
@@ -220,6 +226,7 @@ impl Pool {
             let (guard, timed_out) = self.work_ready.wait_for(queue, self.config.idle_timeout());
             queue = guard;
             queue.idle -= 1;
+            queue.waking = queue.waking.saturating_sub(1);
             if timed_out && queue.batches.is_empty() {
                 break;
             }
@@ -277,10 +284,20 @@ impl Pool {
             }
 
             let mut queue = self.queue.lock();
-            if queue.shutdown || queue.idle > 0 {
+            if queue.shutdown {
                 continue;
             }
             let waiting: usize = queue.batches.iter().map(|b| b.board.claimable()).sum();
+            // Idle workers cost nothing to start, so they go first.
+            let sleeping = queue.idle.saturating_sub(queue.waking);
+            if sleeping > 0 {
+                let woken = waiting.min(sleeping);
+                for _ in 0..woken {
+                    self.work_ready.notify_one();
+                }
+                queue.waking += woken;
+                continue;
+            }
             let burst = waiting
                 .min(self.room_to_grow(&queue))
                 .min((queue.workers * 4).max(MIN_GROWTH));

@@ -34,7 +34,9 @@ def run_python(
     **kwargs,
 ):
     """Run a Python program in a fresh interpreter and return the completed process."""
-    full_env = dict(os.environ)
+    # Allocator tuning that other libraries export (Dask sets
+    # MALLOC_TRIM_THRESHOLD_) would change what memory tests measure.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     if env:
         full_env.update(env)
     return subprocess.run(
