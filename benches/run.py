@@ -215,6 +215,20 @@ def load_average() -> str:
         return "unknown"
 
 
+def core_build_time() -> str:
+    """Return when the compiled core that the workers import was last built."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("msgflux")
+    if spec is None or not spec.submodule_search_locations:
+        return "unknown"
+    builds = sorted(Path(spec.submodule_search_locations[0]).glob("_core*"))
+    if not builds:
+        return "unknown"
+    built = datetime.datetime.fromtimestamp(builds[0].stat().st_mtime, datetime.timezone.utc)
+    return built.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def describe_commit() -> str:
     def git(*args: str) -> str:
         completed = subprocess.run(
@@ -236,7 +250,8 @@ def format_value(value: float, unit: str) -> str:
     if unit == "µs per task":
         return f"{value:.2f} µs"
     if unit == "bytes per task":
-        return f"{value:.0f} B"
+        # Adding 0.0 turns a rounded -0 into 0.
+        return f"{round(value) + 0.0:.0f} B"
     return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
 
 
@@ -356,25 +371,21 @@ def evaluate_targets(results: List[Dict[str, Any]]) -> List[List[str]]:
     return table
 
 
-def render_report(
-    results: List[Dict[str, Any]],
-    workloads: Sequence[str],
-    mode: str,
-    seconds: float,
-    load_before: str,
-) -> str:
-    machine = describe_machine()
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def render_report(run: Dict[str, Any]) -> str:
+    """Render the Markdown report of a run document (see ``main``)."""
+    machine, mode, results = run["machine"], run["mode"], run["results"]
     settings = MODES[mode]
+    flag = "" if mode == "full" else " --" + mode
     lines = [
-        f"Measured {today} with `python benches/run.py{'' if mode == 'full' else ' --' + mode}`"
-        f" in {seconds / 60:.1f} minutes.",
+        f"Measured {run['date']} with `python benches/run.py{flag}` "
+        f"in {run['seconds'] / 60:.1f} minutes.",
         "",
         f"- Machine: {machine['cpu']}, {machine['cpus']} logical CPUs, "
         f"{machine['memory']} RAM, {machine['system']}",
-        f"- Python: {machine['python']}; msgflux commit {describe_commit()}",
-        f"- Load average (1, 5, 15 min) before the run: {load_before}; after it: "
-        f"{load_average()}. Other work on the machine slows the results down.",
+        f"- Python: {machine['python']}; msgflux commit {run['commit']}, compiled "
+        f"core built {run.get('core_built', 'at an unrecorded time')}",
+        f"- Load average (1, 5, 15 min) before the run: {run['load_before']}; after "
+        f"it: {run['load_after']}. Other work on the machine slows the results down.",
         "- Each cell ran in its own process: "
         + ("one untimed warm-up run, then " if settings["warmup"] else "")
         + f"at least {settings['runs']} timed runs, more until they filled "
@@ -382,9 +393,10 @@ def render_report(
         f"Each W8 run had a fresh process, up to {settings['memory_runs']} per cell "
         "within the same time. Tables show medians, and the ratio is to the best "
         "median in the same table. The load column is the 1-minute load average "
-        f"after the cell: above {os.cpu_count()}, other work competed for the CPUs.",
+        f"after the cell: above {machine['cpus']}, other work competed for the CPUs.",
         "",
     ]
+    workloads = run["workloads"]
     for workload in workloads:
         cells = [r for r in results if r["workload"] == workload]
         if cells:
@@ -415,6 +427,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help=f"skip msgflux {ORIGINAL_VERSION}, which needs PyPI on first use")
     parser.add_argument("--output-dir", type=Path, default=REPO / "bench-results",
                         help="folder for report.md and results.json (default: bench-results/)")
+    parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                        help="print the report of a saved results.json and run nothing")
     args = parser.parse_args(argv)
     for name, known in (("workloads", WORKLOADS), ("peers", PEER_NAMES)):
         chosen = [item for item in getattr(args, name).split(",") if item]
@@ -428,6 +442,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.render is not None:
+        sys.stdout.write(render_report(json.loads(args.render.read_text(encoding="utf-8"))))
+        return 0
     mode = "full"
     if args.smoke:
         mode = "smoke"
@@ -442,19 +459,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # Quick mode has no 1,000,000-task memory run.
     workloads = [w for w in args.workloads if w in SETTINGS[mode]]
-    load_before = load_average()
-    started = time.perf_counter()
-    results = run_suite(workloads, peers, mode, original)
-    report = render_report(
-        results, workloads, mode, time.perf_counter() - started, load_before
+    run = dict(
+        mode=mode,
+        workloads=workloads,
+        machine=describe_machine(),
+        commit=describe_commit(),
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        load_before=load_average(),
+        core_built=core_build_time(),
     )
+    started = time.perf_counter()
+    run["results"] = run_suite(workloads, peers, mode, original)
+    run.update(seconds=time.perf_counter() - started, load_after=load_average())
+    if core_build_time() != run["core_built"]:
+        run["core_built"] += f", rebuilt during the run at {core_build_time()}"
+    report = render_report(run)
 
     sys.stdout.write(report)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "report.md").write_text(report, encoding="utf-8")
-    document = dict(mode=mode, machine=describe_machine(), results=results)
     (args.output_dir / "results.json").write_text(
-        json.dumps(document, indent=1) + "\n", encoding="utf-8"
+        json.dumps(run, indent=1) + "\n", encoding="utf-8"
     )
     logger.info("wrote %s and results.json", args.output_dir / "report.md")
     return 0
