@@ -66,7 +66,8 @@ pub fn new_batch(
 pub fn submit(batch: &Bound<'_, PyBatch>) -> PyResult<()> {
     let core = Arc::clone(&batch.get().core);
     pool()
-        .and_then(|p| p.submit(core))
+        .map_err(PyValueError::new_err)?
+        .submit(core)
         .map_err(PyRuntimeError::new_err)
 }
 
@@ -96,7 +97,7 @@ pub fn spawn(
         None,
         None,
     );
-    let pool = pool().map_err(PyRuntimeError::new_err)?;
+    let pool = pool().map_err(PyValueError::new_err)?;
     pool.spawn_started();
     if let Err(message) = pool.submit(Arc::new(core)) {
         pool.spawn_finished();

@@ -11,13 +11,14 @@ mod task_error;
 mod unwind;
 mod wait;
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::time::{Duration, Instant};
 
 fn current_pool() -> PyResult<&'static pool::Pool> {
-    pool::pool().map_err(PyRuntimeError::new_err)
+    // The only failure is an invalid limit in the environment.
+    pool::pool().map_err(PyValueError::new_err)
 }
 
 /// Changes the pool's limits; None leaves a limit as it is. Returns the
@@ -71,8 +72,12 @@ fn pool_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// the GIL. Returns how many are still running.
 #[pyfunction]
 fn wait_spawned(py: Python<'_>, timeout: f64) -> PyResult<usize> {
-    let pool = current_pool()?;
-    let until = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+    let Some(pool) = pool::existing_pool() else {
+        return Ok(0);
+    };
+    let until = Instant::now()
+        .checked_add(Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX))
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
     loop {
         let slice_end = until.min(Instant::now() + Duration::from_millis(20));
         let pending = py.detach(|| pool.wait_spawned_until(slice_end));
@@ -85,9 +90,10 @@ fn wait_spawned(py: Python<'_>, timeout: f64) -> PyResult<usize> {
 
 /// Stops the pool from taking new work; used at interpreter exit.
 #[pyfunction]
-fn shutdown() -> PyResult<()> {
-    current_pool()?.shutdown();
-    Ok(())
+fn shutdown() {
+    if let Some(pool) = pool::existing_pool() {
+        pool.shutdown();
+    }
 }
 
 /// Drops the parent's pool in a forked child; see `pool::forget_after_fork`.

@@ -74,6 +74,13 @@ pub struct Pool {
 
 static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
 
+/// Returns the process-wide pool if it has been created.
+pub fn existing_pool() -> Option<&'static Pool> {
+    let current = POOL.load(Ordering::Acquire);
+    // SAFETY: pools are leaked, never freed, so a published pointer stays valid.
+    (!current.is_null()).then(|| unsafe { &*current })
+}
+
 /// Returns the process-wide pool, creating it on first use.
 pub fn pool() -> Result<&'static Pool, String> {
     let current = POOL.load(Ordering::Acquire);

@@ -3,7 +3,7 @@
 use crate::batch::BatchCore;
 use crate::board::WaitOutcome;
 use crate::pool::{on_worker_thread, pool};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub fn wait_batch<'py>(
     core: &Arc<BatchCore>,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let pool = pool().map_err(PyRuntimeError::new_err)?;
+    let pool = pool().map_err(PyValueError::new_err)?;
     let _nested = if on_worker_thread() {
         if core.deadline.is_none() {
             core.run_claimed(py, pool.completed_counter());

@@ -49,7 +49,7 @@ def load_runner():
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
-def test_msgflux_workload_reports_measurements(tmp_path, workload):
+def test_msgflux_workload_measures(tmp_path, workload):
     result = run_worker(tmp_path, workload, "msgflux")
 
     assert result["status"] == "ok", result.get("reason")
@@ -81,7 +81,7 @@ def test_msgflux_on_uvloop_runs_coroutines(tmp_path):
     assert result["label"] == "msgflux, uvloop"
 
 
-def test_deadline_workload_keeps_finished_slots(tmp_path):
+def test_deadline_keeps_finished_slots(tmp_path):
     result = run_worker(tmp_path, "W6", "msgflux")
 
     slots = {row["label"]: row["slots"] for row in result["rows"]}
@@ -90,7 +90,7 @@ def test_deadline_workload_keeps_finished_slots(tmp_path):
     assert slots["msgflux wait_for"] == "1 TimeoutError"
 
 
-def test_nested_workload_runs_sync_and_async_api(tmp_path):
+def test_nested_workload_both_apis(tmp_path):
     result = run_worker(tmp_path, "W7", "msgflux")
 
     labels = [row["label"] for row in result["rows"]]
@@ -144,7 +144,7 @@ def test_runner_rejects_unknown_workload():
     assert "unknown workloads ['W9']" in completed.stderr
 
 
-def test_targets_compare_msgflux_with_the_loop():
+def test_targets_verdicts():
     runner = load_runner()
 
     def cell(workload, peer, value, unit="ms"):

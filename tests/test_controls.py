@@ -200,3 +200,34 @@ def test_progress_true_off_a_terminal_shows_nothing(capsys):
     assert F.map_gather(abs, args_list=[(-1,)], progress=True) == (1,)
 
     assert capsys.readouterr().err == ""
+
+
+def test_attempts_count_retries_of_a_task_still_running_at_the_deadline(gate):
+    calls = []
+
+    def fails_twice_then_hangs():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("down")
+        gate.wait(10)
+
+    (result,) = F.map_gather(
+        fails_twice_then_hangs, args_list=[()], retries=3, timeout=1.0
+    )
+
+    assert isinstance(result.exception, TimeoutError)
+    assert result.attempts == len(calls) == 3
+
+
+def test_attempts_are_counted_per_task():
+    failures = {0: 2, 1: 0}
+
+    def task(i):
+        if failures[i]:
+            failures[i] -= 1
+            raise ValueError(i)
+        raise KeyError(i)
+
+    results = F.map_gather(task, args_list=[(0,), (1,)], retries=5, retry_on=ValueError)
+
+    assert [r.attempts for r in results] == [3, 1]

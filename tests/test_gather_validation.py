@@ -131,3 +131,15 @@ def test_error_message_shows_a_one_line_repr():
         F.bcast_gather([record, "multi\nline"], 1)
 
     assert "\n" not in str(info.value)
+
+
+def test_coroutine_object_instead_of_function_gets_a_hint():
+    async def fetch(x):
+        return x
+
+    coroutine = fetch(1)
+    try:
+        with pytest.raises(TypeError, match="pass the async function itself, without calling it"):
+            F.map_gather(coroutine, args_list=[(1,)])
+    finally:
+        coroutine.close()

@@ -75,7 +75,7 @@ def corpus(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_clean_file_counts_functions_classes_and_lines(corpus):
+def test_clean_file_counts(corpus):
     msg = run_one(corpus, "good.py")
 
     assert msg.status == "ok"
@@ -84,7 +84,7 @@ def test_clean_file_counts_functions_classes_and_lines(corpus):
     assert msg.ast.lines == GOOD_SOURCE.count(b"\n")
 
 
-def test_clean_file_gets_sha256_and_compressed_size(corpus):
+def test_clean_file_hash_and_size(corpus):
     msg = run_one(corpus, "good.py")
 
     assert msg.sha256 == hashlib.sha256(GOOD_SOURCE).hexdigest()
@@ -92,7 +92,7 @@ def test_clean_file_gets_sha256_and_compressed_size(corpus):
     assert msg.size == len(GOOD_SOURCE)
 
 
-def test_syntax_error_is_reported_with_its_line(corpus):
+def test_syntax_error_names_line(corpus):
     msg = run_one(corpus, "bad_syntax.py")
 
     assert msg.status == "syntax_error"
@@ -138,7 +138,7 @@ def test_symlink_loop_is_unreadable(corpus):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX named pipes")
-def test_fifo_is_unreadable_instead_of_blocking(tmp_path):
+def test_fifo_is_unreadable(tmp_path):
     os.mkfifo(tmp_path / "pipe.py")
 
     msg = run_one(tmp_path, "pipe.py")
@@ -147,7 +147,7 @@ def test_fifo_is_unreadable_instead_of_blocking(tmp_path):
     assert msg.error == "not a regular file"
 
 
-def test_file_removed_after_listing_is_vanished(corpus):
+def test_removed_file_is_vanished(corpus):
     paths = pipeline.find_files(corpus, "*.py")
     (corpus / "good.py").unlink()
 
@@ -160,7 +160,7 @@ def test_file_removed_after_listing_is_vanished(corpus):
     assert statuses["pkg/module.py"] == "ok"
 
 
-def test_failures_leave_other_files_processed(corpus):
+def test_failures_spare_other_files(corpus):
     paths = pipeline.find_files(corpus, "*.py")
 
     results = pipeline.run_with_msgflux(
@@ -179,7 +179,7 @@ def test_failures_leave_other_files_processed(corpus):
     }
 
 
-def test_plain_loop_gives_the_same_results(corpus):
+def test_plain_loop_matches_msgflux(corpus):
     paths = pipeline.find_files(corpus, "*.py")
 
     gathered = pipeline.run_with_msgflux(
@@ -192,7 +192,7 @@ def test_plain_loop_gives_the_same_results(corpus):
     assert pipeline.compare_runs(gathered, looped) == []
 
 
-def test_find_files_skips_named_folders_and_pycache(tmp_path):
+def test_find_files_skips_folders(tmp_path):
     for folder in ("lib", "site-packages", "__pycache__"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "m.py").write_bytes(b"")
@@ -230,13 +230,13 @@ def test_cli_report_lists_each_failure(corpus):
     assert "unreadable    loop.py" in completed.stdout
 
 
-def test_cli_logs_plain_progress_when_not_a_terminal(corpus):
+def test_cli_logs_progress_off_terminal(corpus):
     completed = run_cli(str(corpus), "--no-loop")
 
     assert "msgflux: 5 of 5 files" in completed.stderr
 
 
-def test_cli_progress_bar_drawn_when_requested(corpus):
+def test_cli_progress_bar_on_request(corpus):
     pytest.importorskip("tqdm")
 
     completed = run_cli(str(corpus), "--no-loop", "--progress", "bar")
@@ -245,7 +245,7 @@ def test_cli_progress_bar_drawn_when_requested(corpus):
     assert "msgflux: 5 of 5 files" not in completed.stderr
 
 
-def test_cli_batch_timeout_reports_unfinished_files(tmp_path):
+def test_cli_reports_batch_timeout(tmp_path):
     # Parsing about 200 kB of source takes far longer than the 1 ms deadline.
     body = "".join(f"def f{i}(a):\n    return [a * {i}]\n" for i in range(8000))
     (tmp_path / "big.py").write_text(body)
@@ -261,14 +261,14 @@ def test_cli_batch_timeout_reports_unfinished_files(tmp_path):
     assert "timeout" in record["error"]
 
 
-def test_cli_missing_folder_exits_with_error(tmp_path):
+def test_cli_missing_folder_exits(tmp_path):
     completed = run_cli(str(tmp_path / "absent"))
 
     assert completed.returncode == 2
     assert "corpus folder not found" in completed.stderr
 
 
-def test_cli_folder_without_matches_exits_with_error(tmp_path):
+def test_cli_no_matches_exits(tmp_path):
     completed = run_cli(str(tmp_path))
 
     assert completed.returncode == 2

@@ -112,7 +112,8 @@ def test_invalid_max_workers_in_the_environment_gives_a_clear_error():
     )
 
     assert result.returncode != 0
-    assert "MSGFLUX_MAX_WORKERS must be a number, got \"lots\"" in result.stderr
+    assert "ValueError: MSGFLUX_MAX_WORKERS must be a number, got \"lots\"" in result.stderr
+    assert "atexit" not in result.stderr
 
 
 @pytest.mark.parametrize(

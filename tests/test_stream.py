@@ -179,3 +179,8 @@ def test_closing_aimap_gather_early_cancels_running_coroutines(run_async):
 
     assert first == (0, 0)
     assert cancelled == [1, 2]
+
+
+def test_ordered_must_be_a_bool():
+    with pytest.raises(TypeError, match="ordered must be True or False"):
+        F.imap_gather(abs, [(1,)], ordered="yes")

@@ -18,7 +18,7 @@ from msgflux import _backends, _core, _tracing
 from msgflux._errors import TaskError
 from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
 from msgflux._loop import HAS_TASK_CONTEXT, _close
-from msgflux._options import DEFAULT, Options, check_options, progress_callback, with_retries
+from msgflux._options import DEFAULT, Options, check_options, progress_callback, record_attempts, with_retries
 from msgflux._validate import (
     as_args_list,
     as_callables,
@@ -185,11 +185,13 @@ async def _arun_threads_or_backend(
     options: Options,
     label: str,
 ) -> Tuple[Any, ...]:
-    callables = with_retries(callables, options, timeout)
+    callables = with_retries(callables, options, timeout, count)
     if name != "threads":
         # NOTE: other backends apply retries but not max_concurrency or progress.
         calls = _backends.split_calls(count, callables, args, kwargs)
-        return await _backends.load(name).arun(calls, timeout)
+        results = await _backends.load(name).arun(calls, timeout)
+        record_attempts(results, callables)
+        return results
     loop = asyncio.get_running_loop()
     children = _Children(loop, refill=options.max_concurrency is not None)
     batch = _core.new_batch(
@@ -236,6 +238,7 @@ async def _arun_threads_or_backend(
     if report is not None:
         report(batch.done(), count)
     await children.cancel_and_wait()
+    record_attempts(results, callables)
     if logger.isEnabledFor(logging.DEBUG):
         _log_failures(results)
     return results

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from msgflux import _backends, _core, _tracing
 from msgflux._errors import TaskError
 from msgflux._loop import AsyncBatch, loop_depth
-from msgflux._options import DEFAULT, Options, check_options, progress_callback, with_retries
+from msgflux._options import DEFAULT, Options, check_options, progress_callback, record_attempts, with_retries
 from msgflux._validate import (
     as_args_list,
     as_callables,
@@ -82,11 +82,13 @@ def _run_threads_or_backend(
     options: Options,
     label: str,
 ) -> Tuple[Any, ...]:
-    callables = with_retries(callables, options, timeout)
+    callables = with_retries(callables, options, timeout, count)
     if name != "threads":
         # NOTE: other backends apply retries but not max_concurrency or progress.
         calls = _backends.split_calls(count, callables, args, kwargs)
-        return _backends.load(name).run(calls, timeout)
+        results = _backends.load(name).run(calls, timeout)
+        record_attempts(results, callables)
+        return results
     aio = AsyncBatch(loop_depth(), refill=options.max_concurrency is not None)
     batch = _core.new_batch(
         count,
@@ -111,6 +113,7 @@ def _run_threads_or_backend(
         aio.cancel()
         if close_report is not None:
             close_report()
+    record_attempts(results, callables)
     if logger.isEnabledFor(logging.DEBUG):
         _log_failures(results)
     return results

@@ -4,6 +4,7 @@ progress reporting."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import inspect
 import random
 import sys
@@ -20,6 +21,9 @@ _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 5.0
 
 ProgressArg = Union[None, bool, Callable[[int, int], Any]]
+
+logger = logging.getLogger(__name__)
+_warned_no_tqdm = False
 
 
 class Options(NamedTuple):
@@ -86,6 +90,10 @@ def progress_callback(progress: ProgressArg, total: int, label: str):
     try:
         from tqdm import tqdm
     except ImportError:
+        global _warned_no_tqdm
+        if not _warned_no_tqdm:
+            _warned_no_tqdm = True
+            logger.warning("progress=True shows a bar only with tqdm installed: pip install tqdm")
         return None, None
     bar = tqdm(total=total, desc=label, unit="task", leave=False)
 
@@ -107,20 +115,26 @@ def _mark_attempts(exc: BaseException, attempts: int) -> None:
 
 
 class _Retrying:
-    """Calls a sync callable again after a failure listed in ``retry_on``."""
+    """Calls a sync callable again after a failure listed in ``retry_on``.
 
-    __slots__ = ("f", "retries", "retry_on", "deadline", "__wrapped__")
+    One wrapper serves one task, so ``attempts`` counts that task's calls,
+    including one still running at the deadline.
+    """
+
+    __slots__ = ("f", "retries", "retry_on", "deadline", "attempts", "__wrapped__")
 
     def __init__(self, f: Callable, retries: int, retry_on: tuple, deadline: Optional[float]):
         self.f = f
         self.retries = retries
         self.retry_on = retry_on
         self.deadline = deadline
+        self.attempts = 0
         self.__wrapped__ = f
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         attempt = 1
         while True:
+            self.attempts = attempt
             try:
                 return self.f(*args, **kwargs)
             except self.retry_on as exc:
@@ -140,6 +154,7 @@ class _AsyncRetrying(_Retrying):
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         attempt = 1
         while True:
+            self.attempts = attempt
             try:
                 return await self.f(*args, **kwargs)
             except self.retry_on as exc:
@@ -157,8 +172,10 @@ def _past(deadline: Optional[float], pause: float) -> bool:
     return deadline is not None and time.monotonic() + pause >= deadline
 
 
-def with_retries(callables: Any, options: Options, timeout: Optional[float]) -> Any:
-    """Wrap one callable or a list of them so failures are retried."""
+def with_retries(
+    callables: Any, options: Options, timeout: Optional[float], count: int = 1
+) -> Any:
+    """Give each of ``count`` tasks its own retrying wrapper; see ``_Retrying``."""
     if options.retries == 0:
         return callables
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -172,5 +189,20 @@ def with_retries(callables: Any, options: Options, timeout: Optional[float]) -> 
 
     if isinstance(callables, list):
         return [wrap(f) for f in callables]
-    return wrap(callables)
+    return [wrap(callables) for _ in range(count)]
+
+
+def record_attempts(results: Tuple[Any, ...], callables: Any) -> None:
+    """Copy each retrying wrapper's call count into its task's ``TaskError``.
+
+    This covers tasks still running at the deadline, whose ``TimeoutError``
+    never passed through the wrapper.
+    """
+    from msgflux._errors import TaskError
+
+    if not isinstance(callables, list):
+        return
+    for result, wrapper in zip(results, callables):
+        if type(result) is TaskError and isinstance(wrapper, _Retrying):
+            result.attempts = max(result.attempts, wrapper.attempts)
 

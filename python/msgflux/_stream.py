@@ -28,9 +28,12 @@ _WAIT_SLICE = 0.1
 
 
 def _check_stream_args(
-    f: Any, args_list: Any, max_in_flight: Any, timeout: Any, retries: Any, retry_on: Any
+    f: Any, args_list: Any, max_in_flight: Any, timeout: Any, retries: Any, retry_on: Any,
+    ordered: Any,
 ):
     check_callable(f, "f")
+    if not isinstance(ordered, bool):
+        raise TypeError(f"ordered must be True or False, got {describe(ordered)}")
     try:
         items = iter(args_list)
     except TypeError:
@@ -45,7 +48,7 @@ def _check_stream_args(
         raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
     timeout = check_timeout(timeout)
     options = check_options(None, retries, retry_on, None)
-    return items, max_in_flight, timeout, with_retries(f, options, timeout)
+    return items, max_in_flight, timeout, with_retries(f, options, timeout, 1)[0] if options.retries else f
 
 
 def _as_args(item: Any) -> Any:
@@ -134,7 +137,7 @@ def imap_gather(
         KeyboardInterrupt: On Ctrl-C while waiting for the next result.
     """
     items, window, timeout, f = _check_stream_args(
-        f, args_list, max_in_flight, timeout, retries, retry_on
+        f, args_list, max_in_flight, timeout, retries, retry_on, ordered
     )
     return _imap(f, items, ordered, window, timeout)
 
@@ -232,7 +235,7 @@ async def aimap_gather(
         ValueError: If ``max_in_flight``, ``timeout`` or ``retries`` is out of range.
     """
     items, window, timeout, f = _check_stream_args(
-        f, args_list, max_in_flight, timeout, retries, retry_on
+        f, args_list, max_in_flight, timeout, retries, retry_on, ordered
     )
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout

@@ -6,6 +6,7 @@ shows the bad value and suggests what to pass instead.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from typing import Any, Callable, List, Optional
@@ -32,6 +33,11 @@ def describe(value: Any) -> str:
 
 
 def check_callable(f: Any, name: str) -> None:
+    if not callable(f) and inspect.isawaitable(f):
+        raise TypeError(
+            f"{name} must be callable, got the awaitable {describe(f)}; pass the "
+            "async function itself, without calling it, and its arguments separately"
+        )
     if not callable(f):
         raise TypeError(
             f"{name} must be callable, got {describe(f)}; pass a function, an "
