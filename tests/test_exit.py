@@ -100,3 +100,34 @@ def test_ctrl_c_while_spawned_tasks_run_interrupts_the_main_thread():
             process.kill()
 
     assert interrupted < 0.5
+
+
+def test_exit_after_an_unhandled_ctrl_c_skips_the_grace_period():
+    child = textwrap.dedent(
+        """
+        import threading
+        import msgflux.nn.functional as F
+        for _ in range(4):
+            F.spawn(threading.Event().wait, 3600)
+        print("ready", flush=True)
+        F.map_gather(lambda i: threading.Event().wait(60), args_list=[(i,) for i in range(4)])
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout.readline().strip() == "ready"
+            time.sleep(0.3)  # let the gather start waiting
+            sent = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            status = process.wait(10)
+            elapsed = time.monotonic() - sent
+            stderr = process.stderr.read()
+        finally:
+            process.kill()
+
+    assert elapsed < 0.5
+    assert status != 0
+    assert "KeyboardInterrupt" in stderr
+    assert "exit was interrupted with Ctrl-C" not in stderr

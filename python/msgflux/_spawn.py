@@ -8,6 +8,7 @@ import concurrent.futures
 import contextvars
 import logging
 import os
+import sys
 import time
 from typing import Any, Callable, Dict, List, Set
 
@@ -122,12 +123,16 @@ def _wait_async(deadline: float) -> None:
 
 def _at_exit() -> None:
     grace = _config.exit_grace
+    reason = f"still running {grace:.1f} s after exit began"
+    if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt):
+        # The program is ending because of Ctrl-C: the user asked to stop now.
+        grace = 0.0
+        reason = "the program was stopped with Ctrl-C"
     deadline = time.monotonic() + grace
     try:
         pending_sync = _core.wait_spawned(grace)
         _wait_async(deadline)
         pending = pending_sync + _pending_async()
-        reason = f"still running {grace:.1f} s after exit began"
     except KeyboardInterrupt:
         # A second Ctrl-C during the grace period means: exit now.
         pending = _core.pool_stats()["spawned_pending"] + _pending_async()
