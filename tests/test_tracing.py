@@ -122,3 +122,11 @@ def test_without_a_recording_provider_no_task_spans_are_made():
     F.map_gather(lambda: calls.append(threading.get_ident()), args_list=[()])
 
     assert len(calls) == 1
+
+
+def test_gathers_on_the_processes_backend_work_while_traced(spans):
+    assert F.map_gather(abs, args_list=[(-1,), (-2,)], backend="processes") == (1, 2)
+
+    (gather,) = by_name(spans, "msgflux.map_gather")
+    assert gather.attributes["msgflux.task_count"] == 2
+    assert by_name(spans, "msgflux.task") == []

@@ -155,6 +155,10 @@ async def arun_batch(
     if count == 0:
         return ()
     span = _tracing.GatherSpan.start(label, count, timeout) if _tracing.AVAILABLE else None
+    if span is not None and name != "threads":
+        # NOTE: tasks on other backends run in other processes, where the
+        # caller's tracer does not exist; only the gather span is recorded.
+        span.keep_callables = True
     if span is None:
         return await _arun_threads_or_backend(
             name, count, callables, args, kwargs, timeout, all_async, options, label
@@ -162,7 +166,8 @@ async def arun_batch(
     results = None
     try:
         results = await _arun_threads_or_backend(
-            name, count, span.wrap(callables, count), args, kwargs, timeout, all_async,
+            name, count, span.wrap(callables, count) if not span.keep_callables else callables,
+            args, kwargs, timeout, all_async,
             options, label,
         )
         return results

@@ -166,6 +166,8 @@ class _AsyncRetrying(_Retrying):
             await asyncio.sleep(pause)
 
 
+# NOTE: the deadline is this process's time.monotonic(); on Dask workers on
+# other machines that clock differs, so retries there may stop early or late.
 def _past(deadline: Optional[float], pause: float) -> bool:
     # A retry that could not start before the deadline is not made: the
     # deadline always wins.

@@ -108,6 +108,9 @@ def imap_gather(
 ) -> Iterator[Tuple[int, Any]]:
     """Run ``f`` over a stream of inputs and yield results as tasks finish.
 
+    Tasks run on the thread pool. NOTE: streams do not follow ``backend``,
+    ``F.backend()`` or ``MSGFLUX_BACKEND`` yet.
+
     Inputs are read lazily, so ``args_list`` may be a generator without end:
     at most ``max_in_flight`` tasks are started and not yet yielded at once,
     which bounds memory.

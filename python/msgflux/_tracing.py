@@ -68,12 +68,13 @@ class _AsyncTracedTask(_TracedTask):
 class GatherSpan:
     """The span of one gather, current in the caller's context while it runs."""
 
-    __slots__ = ("span", "token", "tracer")
+    __slots__ = ("span", "token", "tracer", "keep_callables")
 
     def __init__(self, span: Any, token: Any, tracer: Any) -> None:
         self.span = span
         self.token = token
         self.tracer = tracer
+        self.keep_callables = False
 
     @classmethod
     def start(cls, label: str, count: int, timeout: Optional[float]) -> Optional["GatherSpan"]:
