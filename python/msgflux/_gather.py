@@ -51,29 +51,17 @@ def run_batch(
     name = _backends.resolve(backend)
     if count == 0:
         return ()
-    span = _tracing.GatherSpan.start(label, count, timeout) if _tracing.AVAILABLE else None
-    if span is not None and name != "threads":
-        # NOTE: tasks on other backends run in other processes, where the
-        # caller's tracer does not exist; only the gather span is recorded.
-        span.keep_callables = True
+    span = _tracing.start(label, count, timeout, name)
     if span is None:
         return _run_threads_or_backend(
             name, count, callables, args, kwargs, timeout, all_async, options, label
         )
-    results = None
-    try:
-        results = _run_threads_or_backend(
-            name, count, span.wrap(callables, count) if not span.keep_callables else callables,
-            args, kwargs, timeout, all_async,
+    with span:
+        span.results = _run_threads_or_backend(
+            name, count, span.tasks(callables, count), args, kwargs, timeout, all_async,
             options, label,
         )
-        return results
-    except BaseException as exc:
-        span.finish(None, exc)
-        raise
-    finally:
-        if results is not None:
-            span.finish(results, None)
+    return span.results
 
 
 def _run_threads_or_backend(

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - exercised where the extra is absent
 
 from msgflux._errors import TaskError
 
-__all__ = ["AVAILABLE", "GatherSpan"]
+__all__ = ["AVAILABLE", "GatherSpan", "start"]
 
 AVAILABLE = _otel_trace is not None
 
@@ -65,16 +65,42 @@ class _AsyncTracedTask(_TracedTask):
             return await self.f(*args, **kwargs)
 
 
-class GatherSpan:
-    """The span of one gather, current in the caller's context while it runs."""
+def start(label: str, count: int, timeout: Optional[float], backend: str) -> Optional["GatherSpan"]:
+    """Open the span of a gather, or return None when nothing records it."""
+    if not AVAILABLE:
+        return None
+    span = GatherSpan.start(label, count, timeout)
+    if span is not None:
+        # NOTE: tasks on other backends run in other processes, where the
+        # caller's tracer does not exist; only the gather span is recorded.
+        span.trace_tasks = backend == "threads"
+    return span
 
-    __slots__ = ("span", "token", "tracer", "keep_callables")
+
+class GatherSpan:
+    """The span of one gather, current in the caller's context while it runs.
+
+    Used as ``with span:`` around the run; set ``results`` before leaving.
+    """
+
+    __slots__ = ("span", "token", "tracer", "trace_tasks", "results")
 
     def __init__(self, span: Any, token: Any, tracer: Any) -> None:
         self.span = span
         self.token = token
         self.tracer = tracer
-        self.keep_callables = False
+        self.trace_tasks = True
+        self.results: Optional[Tuple[Any, ...]] = None
+
+    def __enter__(self) -> "GatherSpan":
+        return self
+
+    def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
+        self.finish(None if error is not None else self.results, error)
+
+    def tasks(self, callables: Any, count: int) -> Any:
+        """Return the callables to run: wrapped in task spans when traced."""
+        return self.wrap(callables, count) if self.trace_tasks else callables
 
     @classmethod
     def start(cls, label: str, count: int, timeout: Optional[float]) -> Optional["GatherSpan"]:
