@@ -47,8 +47,8 @@ impl Board {
         Self::with_limit(len, usize::MAX)
     }
 
-    /// A board on which at most `limit` claimed tasks run at once: a claim
-    /// fails while that many are unfinished, until [`Board::release`].
+    /// Creates a board on which at most `limit` claimed tasks run at once.
+    /// A claim fails while that many are unfinished, until [`Board::release`].
     pub fn with_limit(len: usize, limit: usize) -> Self {
         let slots = (0..len).map(|_| AtomicUsize::new(0)).collect();
         Board {

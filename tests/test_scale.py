@@ -17,7 +17,8 @@ PEAK_MEMORY = """
     F.map_gather(int, args_list=[()])  # start the pool in both runs
     if run_gather:
         results = F.map_gather(int, args_list=args)
-        assert len(results) == count and results[-1] == 0
+        assert len(results) == count
+        assert results[-1] == 0
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec() from the
     # forked parent, so it would report the test runner's own peak.
     with open("/proc/self/status") as status:

@@ -110,7 +110,8 @@ def test_stopping_iteration_cancels_unstarted_tasks(pool_limit, gate):
 def test_bad_stream_item_becomes_its_task_error():
     pairs = dict(F.imap_gather(abs, [(-1,), 5, (-3,)]))
 
-    assert pairs[0] == 1 and pairs[2] == 3
+    assert pairs[0] == 1
+    assert pairs[2] == 3
     assert isinstance(pairs[1].exception, TypeError)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from msgflux import _backends, _core, _tracing
 from msgflux._errors import TaskError
-from msgflux._gather import _EMPTY_ARGS, _is_async_callable, _log_failures
+from msgflux._gather import _is_async_callable, _log_failures
 from msgflux._loop import HAS_TASK_CONTEXT, _close
 from msgflux._options import DEFAULT, Options, check_options, progress_callback, record_attempts, with_retries
 from msgflux._validate import (
@@ -25,7 +25,7 @@ from msgflux._validate import (
     as_kwargs_list,
     check_callable,
     check_timeout,
-    pad,
+    scatter_inputs,
 )
 
 logger = logging.getLogger(__name__)
@@ -328,10 +328,7 @@ async def ascatter_gather(
     """
     callables = [_async_entry(f) for f in as_callables(fs)]
     count = len(callables)
-    args: Any = _EMPTY_ARGS
-    if args_list is not None:
-        args = pad(as_args_list(args_list), count, tuple, "args_list")
-    kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
+    args, kwargs = scatter_inputs(args_list, kwargs_list, count)
     timeout = check_timeout(timeout)
     options = check_options(max_concurrency, retries, retry_on, progress)
     all_async = all(_is_async_callable(f) for f in callables)

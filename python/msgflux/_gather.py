@@ -17,14 +17,12 @@ from msgflux._validate import (
     as_kwargs_list,
     check_callable,
     check_timeout,
-    pad,
+    scatter_inputs,
 )
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["bcast_gather", "map_gather", "scatter_gather", "wait_for"]
-
-_EMPTY_ARGS: Tuple[Any, ...] = ()
 
 
 def _is_async_callable(f: Any) -> bool:
@@ -226,10 +224,7 @@ def scatter_gather(
     """
     callables = as_callables(fs)
     count = len(callables)
-    args: Any = _EMPTY_ARGS
-    if args_list is not None:
-        args = pad(as_args_list(args_list), count, tuple, "args_list")
-    kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
+    args, kwargs = scatter_inputs(args_list, kwargs_list, count)
     timeout = check_timeout(timeout)
     options = check_options(max_concurrency, retries, retry_on, progress)
     all_async = all(_is_async_callable(f) for f in callables)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 __all__ = [
     "as_args_list",
@@ -157,6 +157,19 @@ def check_timeout(timeout: Any) -> Optional[float]:
         # Linux): no deadline that could ever pass.
         return None
     return timeout
+
+
+def scatter_inputs(args_list: Any, kwargs_list: Any, count: int) -> Tuple[Any, Any]:
+    """Check a scatter's per-callable argument lists and pad them to ``count``.
+
+    Returns the positional arguments (a shared empty tuple when there are
+    none) and the keyword arguments (None when there are none).
+    """
+    args: Any = ()
+    if args_list is not None:
+        args = pad(as_args_list(args_list), count, tuple, "args_list")
+    kwargs = pad(as_kwargs_list(kwargs_list, None), count, dict, "kwargs_list")
+    return args, kwargs
 
 
 def pad(items: Optional[list], length: int, filler: Any, name: str) -> Optional[list]:
